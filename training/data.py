@@ -1,0 +1,158 @@
+"""The training set: emoji in three styles (built by data/build_emoji.mjs from npm packages) and
+procedural shape scenes with exact captions. Everything is 64x64 RGB uint8."""
+import json
+import math
+import os
+import random
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CACHE = os.path.join(HERE, "data", "cache")
+SIZE = 64
+
+COLOURS = {  # foreground colours: named, well apart so a rule-based checker can tell them apart
+    "red": (220, 30, 30), "orange": (255, 140, 0), "yellow": (250, 220, 0), "green": (30, 160, 50),
+    "blue": (30, 70, 220), "purple": (130, 50, 180), "pink": (255, 105, 180), "brown": (130, 80, 30),
+    "black": (20, 20, 20), "white": (250, 250, 250), "gray": (128, 128, 128), "cyan": (0, 190, 210),
+}
+BACKGROUNDS = {
+    "white": (255, 255, 255), "light gray": (215, 215, 215), "light blue": (190, 220, 250),
+    "light green": (200, 240, 200), "light yellow": (255, 250, 200), "light pink": (255, 215, 225),
+    "dark blue": (20, 30, 80), "dark green": (20, 60, 30), "black": (0, 0, 0),
+}
+SHAPES = ["circle", "square", "triangle", "star", "heart", "ring"]
+SIZES = {"small": 6, "medium": 10, "large": 14}  # half-extent in pixels
+POSITIONS = {  # phrase -> centre
+    "at the top left": (14, 14), "at the top": (32, 14), "at the top right": (50, 14),
+    "on the left": (14, 32), "in the center": (32, 32), "on the right": (50, 32),
+    "at the bottom left": (14, 50), "at the bottom": (32, 50), "at the bottom right": (50, 50),
+}
+# Never trained on, alone or in pairs: they measure composition (colour x shape generalisation).
+HELD_OUT = [("blue", "star"), ("green", "heart"), ("yellow", "triangle"),
+            ("purple", "circle"), ("orange", "ring"), ("pink", "square")]
+STYLES = {"noto": "noto", "twemoji": "twemoji", "fluent": "fluent"}
+
+
+def fg_choices(bg):
+    b = np.array(BACKGROUNDS[bg])
+    return [c for c, rgb in COLOURS.items() if np.abs(np.array(rgb) - b).sum() > 150]
+
+
+def _polygon(shape, cx, cy, r):
+    if shape == "triangle":
+        return [(cx, cy - r), (cx + r * 0.95, cy + r * 0.8), (cx - r * 0.95, cy + r * 0.8)]
+    if shape == "star":
+        pts = []
+        for k in range(10):
+            a = -math.pi / 2 + k * math.pi / 5
+            rr = r if k % 2 == 0 else r * 0.45
+            pts.append((cx + rr * math.cos(a), cy + rr * math.sin(a)))
+        return pts
+    if shape == "heart":
+        pts = []
+        for k in range(64):
+            t = 2 * math.pi * k / 64
+            x = 16 * math.sin(t) ** 3
+            y = 13 * math.cos(t) - 5 * math.cos(2 * t) - 2 * math.cos(3 * t) - math.cos(4 * t)
+            pts.append((cx + r * x / 16.5, cy - r * (y + 2) / 16.5))
+        return pts
+    raise ValueError(shape)
+
+
+def draw_shape(draw, shape, colour, bg, cx, cy, r, ss):
+    cx, cy, r = cx * ss, cy * ss, r * ss
+    fill = COLOURS[colour]
+    if shape == "circle":
+        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=fill)
+    elif shape == "ring":
+        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=fill)
+        ri = r * 0.55
+        draw.ellipse([cx - ri, cy - ri, cx + ri, cy + ri], fill=BACKGROUNDS[bg])
+    elif shape == "square":
+        s = r * 0.85
+        draw.rectangle([cx - s, cy - s, cx + s, cy + s], fill=fill)
+    else:
+        draw.polygon(_polygon(shape, cx, cy, r), fill=fill)
+
+
+def render_scene(objs, bg, ss=4):
+    """objs: list of (shape, colour, size, position). Drawn at ss x and box-filtered down."""
+    img = Image.new("RGB", (SIZE * ss, SIZE * ss), BACKGROUNDS[bg])
+    d = ImageDraw.Draw(img)
+    for shape, colour, size, pos in objs:
+        cx, cy = POSITIONS[pos]
+        draw_shape(d, shape, colour, bg, cx, cy, SIZES[size], ss)
+    return np.asarray(img.resize((SIZE, SIZE), Image.BOX), dtype=np.uint8)
+
+
+def describe(obj):
+    shape, colour, size, pos = obj
+    return f"a {size} {colour} {shape} {pos}"
+
+
+def scene_caption(objs, bg):
+    return " and ".join(describe(o) for o in objs) + f" on a {bg} background"
+
+
+def random_scene(rng, held_out_ok=False, n_objs=None):
+    bg = rng.choice(list(BACKGROUNDS))
+    n = n_objs or (1 if rng.random() < 0.6 else 2)
+    positions = rng.sample(list(POSITIONS), n)
+    objs = []
+    for pos in positions:
+        while True:
+            colour, shape = rng.choice(fg_choices(bg)), rng.choice(SHAPES)
+            if held_out_ok or (colour, shape) not in HELD_OUT:
+                break
+        size = rng.choice(list(SIZES)) if n == 1 else rng.choice(["small", "medium"])
+        objs.append((shape, colour, size, pos))
+    return objs, bg
+
+
+def shape_dataset(n, seed=0):
+    rng = random.Random(seed)
+    imgs, caps, meta = np.zeros((n, SIZE, SIZE, 3), np.uint8), [], []
+    for i in range(n):
+        objs, bg = random_scene(rng)
+        imgs[i] = render_scene(objs, bg)
+        full = scene_caption(objs, bg)
+        short = " and ".join(f"a {c} {s}" for s, c, _, _ in objs) + f" on a {bg} background"
+        caps.append([full, full, short])
+        meta.append({"kind": "shape", "objs": objs, "bg": bg})
+    return imgs, caps, meta
+
+
+def emoji_captions(item):
+    label, style = item["label"], STYLES[item["style"]]
+    tags = ", ".join(item["tags"][:3])
+    return [f"{label}, {style} style", f"an emoji of {label} in {style} style",
+            f"{label}" + (f", {tags}" if tags else ""), f"{item['emoji']} {style} style"]
+
+
+def load_emoji(limit=None):
+    path = os.path.join(CACHE, "emoji.json")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} is missing: run `node training/data/build_emoji.mjs` first "
+                                "(it needs `npm install` for the emoji packages)")
+    with open(path) as f:
+        meta = json.load(f)["items"]
+    imgs = np.fromfile(os.path.join(CACHE, "emoji.u8"), np.uint8).reshape(-1, SIZE, SIZE, 3)
+    if limit:
+        imgs, meta = imgs[:limit], meta[:limit]
+    caps = [emoji_captions(m) for m in meta]
+    for m in meta:
+        m["kind"] = "emoji"
+    return imgs, caps, meta
+
+
+def build(n_shapes, emoji_limit=None, seed=0):
+    """Returns images (N,64,64,3) uint8, captions (list of lists), meta, and a boolean val mask."""
+    e_imgs, e_caps, e_meta = load_emoji(emoji_limit)
+    s_imgs, s_caps, s_meta = shape_dataset(n_shapes, seed)
+    imgs = np.concatenate([e_imgs, s_imgs])
+    caps, meta = e_caps + s_caps, e_meta + s_meta
+    rng = np.random.RandomState(seed)
+    val = rng.rand(len(imgs)) < 0.03
+    return imgs, caps, meta, val
