@@ -20,5 +20,7 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 120_000,
     pool: 'forks',
+    // load ORT-web and transformers.js as Node loads them, not through Vite's transform
+    server: { deps: { external: [/onnxruntime-web/, /@huggingface\/transformers/] } },
   },
 });

@@ -59,7 +59,7 @@ PRESETS = {
                   dit=M.DiTConfig(hidden=32, depth=1, heads=2, context_dim=32, pooled_dim=32),
                   steps=4, eval_emoji=8, eval_shapes=8),
     # the shipped model on a 2-core CPU with bf16 autocast
-    "cpu": Preset(n_shapes=16000, emoji_limit=None, vae_steps=900, vae_batch=32, clip_steps=700,
+    "cpu": Preset(n_shapes=16000, emoji_limit=None, vae_steps=2000, vae_batch=32, clip_steps=700,
                   clip_batch=128, dit_steps=3000, dit_batch=64),
     # same code, bigger, for a CUDA GPU
     "cuda": Preset(n_shapes=60000, emoji_limit=None, vae_steps=20000, vae_batch=64, clip_steps=8000,

@@ -1,0 +1,46 @@
+import { describe, expect, it } from 'vitest';
+import { eulerStep, getSigmas, getTimesteps, predictX0, shiftSigma } from './scheduler';
+import { loadFixtures } from './testing/fixtures';
+
+describe('flow-matching sigmas', () => {
+  it("matches DESIGN.md's check values for 28 steps at shift 3", () => {
+    const s = getSigmas(28, 3);
+    expect(s.length).toBe(29);
+    const head = [1.0, 0.98738, 0.97411, 0.96013];
+    head.forEach((v, i) => expect(s[i]).toBeCloseTo(v, 5));
+    const tail = [0.19983, 0.11091, 0.0089286, 0];
+    tail.forEach((v, i) => expect(s[25 + i]).toBeCloseTo(v, 5));
+  });
+
+  it('matches the Python scheduler (training/sample.py) bit for bit', () => {
+    for (const { steps, shift, sigmas } of loadFixtures().sigmas) {
+      expect(Array.from(getSigmas(steps, shift)), `steps ${steps} shift ${shift}`).toEqual(sigmas.map((x) => Math.fround(x)));
+    }
+  });
+
+  it('gives timesteps = sigma * 1000 without the final zero', () => {
+    const s = getSigmas(4, 1);
+    expect(Array.from(getTimesteps(s))).toEqual(Array.from(s.slice(0, 4)).map((x) => Math.fround(x * 1000)));
+  });
+
+  it('rejects step counts and shifts that make no schedule', () => {
+    expect(() => getSigmas(0, 1)).toThrow(/numInferenceSteps/);
+    expect(() => getSigmas(2.5, 1)).toThrow(/numInferenceSteps/);
+    expect(() => getSigmas(4, 0)).toThrow(/shift/);
+  });
+
+  it('shift 1 is the identity and larger shifts stay noisier', () => {
+    expect(shiftSigma(0.3, 1)).toBeCloseTo(0.3, 12);
+    expect(shiftSigma(0.3, 3)).toBeGreaterThan(0.3);
+  });
+});
+
+describe('Euler step', () => {
+  it('moves along the velocity by the sigma difference and recovers x0', () => {
+    const x = new Float32Array([1, -2, 0.5]);
+    const v = new Float32Array([0.5, 1, -1]);
+    const x0 = predictX0(x, v, 0.8);
+    eulerStep(x, v, 0.8, 0); // a full step to sigma 0 lands on the x0 estimate
+    expect(Array.from(x)).toEqual(Array.from(x0));
+  });
+});

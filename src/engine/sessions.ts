@@ -1,0 +1,147 @@
+/**
+ * The one module that imports onnxruntime-web. Same entry point as @huggingface/transformers
+ * ('onnxruntime-web/webgpu'), so the bundle carries one ORT and one set of .wasm files.
+ */
+import * as ort from 'onnxruntime-web/webgpu';
+import type { Backend, BackendInfo, BackendPreference } from './protocol';
+import type { GraphRunner, HostTensor } from './tensor';
+import { EngineError, modelError } from './errors';
+
+export interface RuntimeOptions {
+  /** URLs of ORT's .mjs/.wasm served from our own origin (never a CDN). */
+  wasmPaths?: { mjs: string; wasm: string };
+}
+
+/** Point ORT at our own .wasm and pick the thread count (threads need cross-origin isolation). */
+export function configureRuntime(opts: RuntimeOptions): void {
+  if (opts.wasmPaths) ort.env.wasm.wasmPaths = { ...opts.wasmPaths };
+  const isolated = (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated === true;
+  const cores = (globalThis.navigator as Navigator | undefined)?.hardwareConcurrency ?? 1;
+  ort.env.wasm.numThreads = isolated ? Math.max(1, Math.min(4, cores)) : 1;
+  ort.env.wasm.proxy = false; // we already are in a worker
+}
+
+// Safe defaults at import (Node and non-isolated pages get 1 thread); the worker refines them.
+configureRuntime({});
+
+export function wasmThreads(): number {
+  return Number(ort.env.wasm.numThreads) || 1;
+}
+
+async function webgpuAdapter(): Promise<GPUAdapter | null> {
+  const gpu = (globalThis.navigator as Navigator | undefined)?.gpu;
+  if (!gpu) return null;
+  try {
+    return await gpu.requestAdapter({ powerPreference: 'high-performance' });
+  } catch {
+    return null;
+  }
+}
+
+function describeAdapter(a: GPUAdapter): string {
+  const info = a.info;
+  return [info?.vendor, info?.architecture, info?.description].filter(Boolean).join(' / ') || 'unknown adapter';
+}
+
+/**
+ * Decide the backend: WebGPU when an adapter exists (unless WASM is forced), otherwise WASM.
+ * Forcing WebGPU where there is none is an error that says what to do, not a silent fallback.
+ */
+export async function selectBackend(pref: BackendPreference): Promise<BackendInfo> {
+  if (pref !== 'wasm') {
+    const adapter = await webgpuAdapter();
+    if (adapter) {
+      return { backend: 'webgpu', adapter: describeAdapter(adapter), shaderF16: adapter.features.has('shader-f16'), threads: wasmThreads() };
+    }
+    if (pref === 'webgpu') {
+      throw new EngineError(
+        'BackendUnavailableError',
+        'WebGPU was requested but this browser offers no WebGPU adapter.',
+        'Use a browser with WebGPU enabled (Chrome/Edge 113+, or Chromium with --enable-unsafe-webgpu), or choose the WASM backend (?backend=wasm).',
+      );
+    }
+    const reason = (globalThis.navigator as Navigator | undefined)?.gpu ? 'no WebGPU adapter available' : 'this browser has no WebGPU';
+    return { backend: 'wasm', threads: wasmThreads(), fallbackReason: reason };
+  }
+  return { backend: 'wasm', threads: wasmThreads() };
+}
+
+// ORT sessions share one device and one wasm heap: run them one at a time.
+let queue: Promise<unknown> = Promise.resolve();
+function serialize<T>(fn: () => Promise<T>): Promise<T> {
+  const next = queue.then(fn, fn);
+  queue = next.catch(() => undefined);
+  return next;
+}
+
+class OrtRunner implements GraphRunner {
+  constructor(
+    private session: ort.InferenceSession,
+    readonly name: string,
+  ) {}
+
+  get inputNames() {
+    return this.session.inputNames;
+  }
+  get outputNames() {
+    return this.session.outputNames;
+  }
+
+  run(feeds: Record<string, HostTensor>): Promise<Record<string, HostTensor>> {
+    return serialize(async () => {
+      const inputs: Record<string, ort.Tensor> = {};
+      for (const [k, t] of Object.entries(feeds)) inputs[k] = new ort.Tensor('float32', t.data, t.dims);
+      const out = await this.session.run(inputs);
+      const res: Record<string, HostTensor> = {};
+      for (const [k, t] of Object.entries(out)) {
+        // getData() downloads from the GPU when the output lives there
+        const data = (await t.getData()) as Float32Array;
+        res[k] = { data: new Float32Array(data), dims: [...t.dims] };
+        t.dispose();
+      }
+      return res;
+    });
+  }
+
+  dispose() {
+    return this.session.release();
+  }
+}
+
+/** Create a session for one graph on the chosen backend. */
+export async function createRunner(bytes: Uint8Array, name: string, backend: Backend, expectInputs: readonly string[]): Promise<GraphRunner> {
+  let session: ort.InferenceSession;
+  try {
+    session = await serialize(() =>
+      ort.InferenceSession.create(bytes, {
+        executionProviders: [backend],
+        graphOptimizationLevel: 'all',
+      }),
+    );
+  } catch (e) {
+    throw modelError(
+      `Could not open ${name} on ${backend === 'webgpu' ? 'WebGPU' : 'WASM'}: ${(e as Error).message}`,
+      backend === 'webgpu'
+        ? 'Try the WASM backend (?backend=wasm). If WASM fails too, the file is not a valid ONNX graph: re-export it.'
+        : 'The file is not a valid ONNX graph for this runtime: re-export it with training/export.py (opset 17).',
+    );
+  }
+  const missing = expectInputs.filter((n) => !session.inputNames.includes(n));
+  if (missing.length) {
+    await session.release();
+    throw modelError(
+      `${name} does not follow the graph contract: missing input(s) ${missing.join(', ')} (it has ${session.inputNames.join(', ')}).`,
+      'Export the graph with the input names in DESIGN.md §2.',
+    );
+  }
+  return new OrtRunner(session, name);
+}
+
+/** After a WebGPU session exists, ORT holds the device it really used: proof the EP ran. */
+export function webgpuDeviceInUse(): boolean {
+  try {
+    return !!(ort.env.webgpu as { device?: unknown }).device;
+  } catch {
+    return false;
+  }
+}
