@@ -148,3 +148,14 @@ def export_all(run, P, models, out, preset="cpu"):
         if v > 1e-3:
             raise RuntimeError(f"ONNX and PyTorch disagree on {k}: max abs diff {v}")
     return manifest, diffs
+
+
+def set_defaults(out, steps, guidance, shift):
+    """Write the sampling defaults chosen by evaluation into the manifest (hashes are unaffected)."""
+    path = os.path.join(out, "manifest.json")
+    with open(path) as f:
+        m = json.load(f)
+    m["defaults"]["steps"], m["defaults"]["guidance_scale"] = int(steps), float(guidance)
+    m["scheduler"]["shift"] = float(shift)
+    with open(path, "w") as f:
+        json.dump(m, f, indent=1)

@@ -59,8 +59,8 @@ PRESETS = {
                   dit=M.DiTConfig(hidden=32, depth=1, heads=2, context_dim=32, pooled_dim=32),
                   steps=4, eval_emoji=8, eval_shapes=8),
     # the shipped model on a 2-core CPU with bf16 autocast
-    "cpu": Preset(n_shapes=16000, emoji_limit=None, vae_steps=2000, vae_batch=32, clip_steps=700,
-                  clip_batch=128, dit_steps=3000, dit_batch=64),
+    "cpu": Preset(n_shapes=16000, emoji_limit=None, vae_steps=2000, vae_batch=32, clip_steps=400,
+                  clip_batch=128, dit_steps=4000, dit_batch=64),
     # same code, bigger, for a CUDA GPU
     "cuda": Preset(n_shapes=60000, emoji_limit=None, vae_steps=20000, vae_batch=64, clip_steps=8000,
                    clip_batch=512, dit_steps=60000, dit_batch=256,
@@ -115,10 +115,11 @@ def stage_data(run, P):
 def train_loop(run, name, model, steps, lr, batch_fn, loss_fn, device, ema=None, ckpt_every=200):
     path = os.path.join(run, f"{name}.pt")
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0, betas=(0.9, 0.99))
-    step = 0
+    step, seconds = 0, 0.0
     if os.path.exists(path):
         st = torch.load(path, map_location=device)
         model.load_state_dict(st["model"]); opt.load_state_dict(st["opt"]); step = st["step"]
+        seconds = st.get("seconds", 0.0)
         if ema is not None:
             ema.load_state_dict(st["ema"])
         if st.get("done"):
@@ -126,6 +127,7 @@ def train_loop(run, name, model, steps, lr, batch_fn, loss_fn, device, ema=None,
         log(run, f"{name}: resuming at step {step}")
     rng = np.random.RandomState(1000 + step)
     t0, seen, losses = time.time(), 0, []
+    last = t0
     while step < steps:
         for g in opt.param_groups:
             g["lr"] = lr_at(step, steps, lr)
@@ -148,7 +150,10 @@ def train_loop(run, name, model, steps, lr, batch_fn, loss_fn, device, ema=None,
             dt = time.time() - t0
             log(run, f"{name}: step {step}/{steps} loss {np.mean(losses[-50:]):.4f} {seen / dt:.1f} samples/s")
         if step % ckpt_every == 0 or step == steps:
-            save_ckpt(path, model=model.state_dict(), opt=opt.state_dict(), step=step, done=step == steps,
+            now = time.time()
+            seconds += now - last
+            last = now
+            save_ckpt(path, model=model.state_dict(), opt=opt.state_dict(), step=step, done=step == steps, seconds=seconds,
                       ema=ema.state_dict() if ema is not None else None)
 
 
@@ -318,14 +323,16 @@ def main(argv=None):
     log(run, f"training done in {time.time() - t0:.0f} s (this invocation)")
     if a.until == "train":
         return
-    import export, fixtures, evaluate  # noqa: E401 (heavy imports only when needed)
+    import export, fixtures, evaluate, modelcard  # noqa: E401 (heavy imports only when needed)
     out = a.out or os.path.join(ROOT, "public", "models", "webdit-tiny")
     export.export_all(run, P, models, out, preset=a.preset)
     if a.until == "export":
         return
+    res = evaluate.evaluate(models, P, out)
+    export.set_defaults(out, **res["defaults"])
     fixtures.write_fixtures(models, P, out)
-    evaluate.evaluate(models, P, out)
-
+    modelcard.write(run, P, out, res)
+    log(run, f"all done in {time.time() - t0:.0f} s (this invocation)")
 
 if __name__ == "__main__":
     main()

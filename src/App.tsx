@@ -1,0 +1,33 @@
+import { BackendControls } from './components/BackendControls';
+import { ControlsPanel } from './components/ControlsPanel';
+import { ErrorBanner } from './components/ErrorBanner';
+import { ImagePanel } from './components/ImagePanel';
+import { useShortcuts } from './components/useShortcuts';
+import { selectAppState } from './store/selectors';
+import { useStudio } from './store/store';
+
+export function App() {
+  const appState = useStudio(selectAppState);
+  const modelName = useStudio((s) => s.model.info?.name);
+  useShortcuts();
+
+  return (
+    <div className="app" data-state={appState}>
+      <header className="topbar">
+        <div className="brand">
+          <h1>
+            WebDiT <span className="brand-sub">studio</span>
+          </h1>
+          {modelName && <span className="model-name">{modelName}</span>}
+        </div>
+        <BackendControls />
+      </header>
+      <ErrorBanner />
+      <main className="workspace">
+        <ControlsPanel />
+        <ImagePanel />
+      </main>
+      <footer className="footer">Runs entirely in your browser. Nothing is uploaded.</footer>
+    </div>
+  );
+}

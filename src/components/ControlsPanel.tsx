@@ -1,0 +1,60 @@
+import type { FormEvent } from 'react';
+import { LIMITS } from '../engine/protocol';
+import { GUIDANCE_STEP } from '../store/params';
+import { selectCanGenerate } from '../store/selectors';
+import { studioStore, useStudio } from '../store/store';
+import { PromptFields } from './PromptFields';
+import { SeedField } from './SeedField';
+import { SliderField } from './SliderField';
+
+export function ControlsPanel() {
+  const numInferenceSteps = useStudio((s) => s.numInferenceSteps);
+  const guidanceScale = useStudio((s) => s.guidanceScale);
+  const canGenerate = useStudio(selectCanGenerate);
+  const running = useStudio((s) => s.generation.status === 'running');
+  const cancelling = useStudio((s) => s.generation.status === 'cancelling');
+  const { setNumInferenceSteps, setGuidanceScale, cancel } = studioStore.getState();
+
+  // A form, so Enter in the negative prompt generates like the button does.
+  const onSubmit = (e: FormEvent) => {
+    e.preventDefault();
+    if (selectCanGenerate(studioStore.getState())) studioStore.getState().generate();
+  };
+
+  return (
+    <form className="panel controls" aria-label="Generation settings" onSubmit={onSubmit}>
+      <PromptFields />
+      <SliderField
+        id="steps"
+        testId="steps"
+        label="Steps"
+        min={LIMITS.steps.min}
+        max={LIMITS.steps.max}
+        step={1}
+        value={numInferenceSteps}
+        hint="More steps: finer detail, slower."
+        onChange={setNumInferenceSteps}
+      />
+      <SliderField
+        id="guidance"
+        testId="guidance"
+        label="Guidance (CFG)"
+        min={LIMITS.guidance.min}
+        max={LIMITS.guidance.max}
+        step={GUIDANCE_STEP}
+        value={guidanceScale}
+        hint="How closely to follow the prompt. 1 turns guidance off (twice as fast)."
+        onChange={setGuidanceScale}
+      />
+      <SeedField />
+      <div className="actions">
+        <button type="submit" className="primary" data-testid="generate" disabled={!canGenerate} aria-keyshortcuts="Control+Enter Meta+Enter">
+          {running || cancelling ? 'Generating…' : 'Generate'}
+        </button>
+        <button type="button" data-testid="cancel" disabled={!running} aria-keyshortcuts="Escape" onClick={cancel}>
+          {cancelling ? 'Cancelling…' : 'Cancel'}
+        </button>
+      </div>
+    </form>
+  );
+}

@@ -1,0 +1,34 @@
+import { StrictMode } from 'react';
+import { createRoot } from 'react-dom/client';
+import { App } from './App';
+import { createEngineClient } from './engine/client';
+import { connectEngine } from './store/connect';
+import { studioStore } from './store/store';
+import './styles.css';
+
+const MODEL_URL = `${import.meta.env.BASE_URL}models/webdit-tiny/manifest.json`;
+
+// The engine is wired here, once, outside React, so StrictMode's double effects cannot start two workers.
+function startEngine(): void {
+  try {
+    connectEngine(studioStore, createEngineClient());
+  } catch (e) {
+    studioStore.getState().reportError({
+      name: 'EngineMissingError',
+      message: `The image engine could not start: ${e instanceof Error ? e.message : String(e)}`,
+      action: 'Use a recent Chrome, Edge or Firefox, which can run module Web Workers.',
+    });
+    return;
+  }
+  studioStore.getState().loadModel(MODEL_URL);
+}
+
+startEngine();
+
+const root = document.getElementById('root');
+if (!root) throw new Error('index.html has no #root element');
+createRoot(root).render(
+  <StrictMode>
+    <App />
+  </StrictMode>,
+);
