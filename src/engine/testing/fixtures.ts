@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Fetcher } from '../cache';
 
-const ROOT = path.resolve(__dirname, '../../..');
+const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../..');
 export const MODEL_DIR = process.env.WEBDIT_MODEL_DIR ?? path.join(ROOT, 'public/models/webdit-tiny');
 export const MANIFEST_PATH = path.join(MODEL_DIR, 'manifest.json');
 

@@ -1,0 +1,43 @@
+import { defineConfig } from '@playwright/test';
+import fs from 'node:fs';
+
+// Debian's Chromium where it exists (Playwright cannot download its own browser here);
+// elsewhere Playwright's own build may be used (CHROMIUM_PATH overrides both).
+const systemChromium = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => fs.existsSync(p));
+const executablePath = process.env.CHROMIUM_PATH ?? systemChromium;
+const PORT = Number(process.env.E2E_PORT ?? 4173);
+
+const baseArgs = ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+
+export default defineConfig({
+  testDir: 'e2e',
+  timeout: 600_000,
+  expect: { timeout: 30_000 },
+  workers: 1, // two cores: one browser at a time
+  reporter: [['list']],
+  use: {
+    baseURL: `http://localhost:${PORT}`,
+    acceptDownloads: true,
+    trace: 'off',
+  },
+  webServer: {
+    command: `npx vite preview --port ${PORT} --strictPort`,
+    url: `http://localhost:${PORT}`,
+    reuseExistingServer: false,
+    timeout: 120_000,
+  },
+  projects: [
+    {
+      name: 'webgpu',
+      use: {
+        launchOptions: { executablePath, args: [...baseArgs, '--enable-unsafe-webgpu'] },
+      },
+      metadata: { backend: 'webgpu' },
+    },
+    {
+      name: 'wasm',
+      use: { launchOptions: { executablePath, args: [...baseArgs, '--disable-webgpu'] } },
+      metadata: { backend: 'wasm' },
+    },
+  ],
+});
