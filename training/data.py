@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-CACHE = os.path.join(HERE, "data", "cache")
+CACHE = os.environ.get("WEBDIT_DATA_CACHE", os.path.join(HERE, "data", "cache"))
 SIZE = 64
 
 COLOURS = {  # foreground colours: named, well apart so a rule-based checker can tell them apart

@@ -94,8 +94,11 @@ def write_fixtures(models, P, out, dest=None):
     z = torch.from_numpy(S.initial_noise(12, (1, C, s, s)))
     fx["vae"] = {"latent_sample": tensor(z), "sample": tensor(vae.decoder(z))}
     fx["runs"] = []
-    for prompt, neg, seed, steps, g in [(PROMPTS[0], "", 42, min(P.steps, 12), P.guidance),
-                                        (PROMPTS[2], "blurry", 7, 6, 1.0)]:
+    d = manifest["defaults"]
+    # 0: default settings (the wasm e2e run); 1: no CFG; 2: few steps with CFG (the SwiftShader e2e run)
+    for prompt, neg, seed, steps, g in [(PROMPTS[0], "", 42, d["steps"], d["guidance_scale"]),
+                                        (PROMPTS[2], "blurry", 7, 6, 1.0),
+                                        (PROMPTS[1], "", 5, 3, 3.0)]:
         shift = float(manifest["scheduler"]["shift"])
         latents, rgb = full_run(models, P, prompt, neg, seed, steps, g, shift)
         fx["runs"].append({"prompt": prompt, "negativePrompt": neg, "seed": seed, "numInferenceSteps": steps,

@@ -309,6 +309,7 @@ def main(argv=None):
     ap.add_argument("--preset", default="cpu", choices=PRESETS)
     ap.add_argument("--run", default=None, help="run folder (checkpoints); default training/runs/<preset>")
     ap.add_argument("--out", default=None, help="model folder to write; default public/models/webdit-tiny")
+    ap.add_argument("--fixtures", default=None, help="fixtures folder; default src/engine/__fixtures__ for the shipped model, <out>/fixtures otherwise")
     ap.add_argument("--until", default="all", choices=["train", "export", "all"])
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     a = ap.parse_args(argv)
@@ -330,7 +331,7 @@ def main(argv=None):
         return
     res = evaluate.evaluate(models, P, out)
     export.set_defaults(out, **res["defaults"])
-    fixtures.write_fixtures(models, P, out)
+    fixtures.write_fixtures(models, P, out, a.fixtures or (None if a.out is None else os.path.join(out, "fixtures")))
     modelcard.write(run, P, out, res)
     log(run, f"all done in {time.time() - t0:.0f} s (this invocation)")
 

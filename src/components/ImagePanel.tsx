@@ -62,7 +62,7 @@ export function ImagePanel() {
       <RunProgress />
       <StatusLine />
       <div className="result-footer">
-        <p className="timings muted">
+        <p className="timings muted" data-testid="timings">
           {lastImage
             ? `${formatTimings(lastImage.timings.totalMs, lastImage.timings.msPerStep)} · seed ${lastImage.params.seed}`
             : null}
