@@ -7,6 +7,7 @@ import { expect, test, type Page } from '@playwright/test';
 import fs from 'node:fs';
 import path from 'node:path';
 import { readTextChunks } from '../src/png';
+import { psnr } from '../src/engine/testing/fixtures';
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 const manifest = JSON.parse(fs.readFileSync(path.join(root, 'public/models/webdit-tiny/manifest.json'), 'utf8'));
@@ -14,13 +15,6 @@ const fixtures = JSON.parse(
   fs.readFileSync(process.env.WEBDIT_FIXTURES ?? path.join(root, 'src/engine/__fixtures__', `${manifest.id}.json`), 'utf8'),
 );
 type Run = { prompt: string; negativePrompt: string; seed: number; numInferenceSteps: number; guidanceScale: number; shift: number; rgb: { b64: string } };
-
-function psnr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let se = 0;
-  for (let i = 0; i < a.length; i++) se += (a[i] - b[i]) ** 2;
-  const mse = se / a.length;
-  return mse === 0 ? Infinity : 10 * Math.log10((255 * 255) / mse);
-}
 
 /** Set a range slider the way a keyboard user does: focus, Home, then ArrowRight. */
 async function setSlider(page: Page, testId: string, value: number, min: number, step: number) {
@@ -56,6 +50,13 @@ test('a new user generates, downloads, cancels and generates again', async ({ pa
   const run: Run = backend === 'webgpu' ? fixtures.runs[2] : fixtures.runs[0];
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(e.message));
+  // everything (page, worker, ORT's .wasm, model files) must come from our own origin
+  const foreign: string[] = [];
+  page.context().on('request', (r) => {
+    const u = new URL(r.url());
+    if (!['http:', 'https:'].includes(u.protocol)) return; // blob:/data: made in the page
+    if (u.origin !== new URL(info.project.use.baseURL!).origin) foreign.push(r.url());
+  });
 
   await page.goto(`/?backend=${backend}`);
   await expect(page.locator('[data-state]').first()).toHaveAttribute('data-state', 'ready', { timeout: 300_000 });
@@ -66,8 +67,8 @@ test('a new user generates, downloads, cancels and generates again', async ({ pa
   // 1. generate with the fixture's seed and compare with PyTorch
   await setParams(page, run);
   await page.getByTestId('prompt').press('Control+Enter');
-  await expect(page.locator('[data-state]').first()).toHaveAttribute('data-state', 'running');
-  await expect(page.locator('[data-state]').first()).toHaveAttribute('data-state', 'ready', { timeout: 300_000 });
+  await expect(page.getByTestId('timings')).toContainText(`seed ${run.seed}`, { timeout: 300_000 });
+  await expect(page.locator('[data-state]').first()).toHaveAttribute('data-state', 'ready');
   const rgb = await canvasRGB(page);
   const ref = Buffer.from(run.rgb.b64, 'base64');
   expect(rgb.length).toBe(ref.length);
@@ -91,6 +92,7 @@ test('a new user generates, downloads, cancels and generates again', async ({ pa
   const progress = page.getByTestId('progress');
   await expect(progress).toContainText(/Step [1-9]\d*\/50/, { timeout: 120_000 });
   const atCancel = Number((await progress.textContent())!.match(/Step (\d+)\/50/)![1]);
+  expect(atCancel).toBeLessThan(40); // still well inside the run when Esc goes out
   await page.keyboard.press('Escape');
   await expect(page.getByTestId('status')).toContainText(/Cancelled at step \d+\/50/, { timeout: 120_000 });
   const stoppedAt = Number((await page.getByTestId('status').textContent())!.match(/Cancelled at step (\d+)\/50/)![1]);
@@ -104,4 +106,5 @@ test('a new user generates, downloads, cancels and generates again', async ({ pa
   await expect(page.locator('[data-state]').first()).toHaveAttribute('data-state', 'ready', { timeout: 300_000 });
   expect(psnr(await canvasRGB(page), ref)).toBeGreaterThanOrEqual(35);
   expect(errors).toEqual([]);
+  expect(foreign).toEqual([]);
 });

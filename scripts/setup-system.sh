@@ -14,7 +14,7 @@ fi
 echo "Installing Debian packages: ${missing[*]}"
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then
-  if command -v sudo >/dev/null; then SUDO="sudo"; else
+  if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then SUDO="sudo -n"; else
     echo "error: missing packages ${missing[*]} and not root; install them with apt-get as root." >&2
     exit 1
   fi

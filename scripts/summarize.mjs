@@ -1,33 +1,44 @@
-// Adds up the three runners' reports into one closing line: "N passed, N failed".
-// A runner that left no report counts as one failure, so a crash cannot look green.
+// Adds up the runners' reports into one closing line: "N passed, N failed". Each runner's exit
+// code is checked too: one that failed, crashed or ran nothing without saying so counts as one
+// more failure, so a green line always means every runner ran tests and all of them passed.
 import fs from 'node:fs';
 import path from 'node:path';
 
 const dir = process.argv[2] ?? '.test-reports';
-let passed = 0, failed = 0;
 const read = (f) => { try { return fs.readFileSync(path.join(dir, f), 'utf8'); } catch { return null; } };
+const rc = (name) => { const t = read(`${name}.rc`); return t === null ? 1 : Number(t.trim()); };
+let passed = 0, failed = 0;
+const notes = [];
 
-const vitest = read('vitest.json');
-if (vitest) {
-  const v = JSON.parse(vitest);
-  passed += v.numPassedTests;
-  failed += v.numFailedTests + v.numPendingTests + v.numTodoTests + (v.numFailedTestSuites > 0 && v.numFailedTests === 0 ? 1 : 0);
-} else failed += 1;
+function account(name, p, f) {
+  if (p === null) { failed += 1; notes.push(`${name}: no readable report`); return; }
+  passed += p; failed += f;
+  if (p + f === 0) { failed += 1; notes.push(`${name}: ran no test`); }
+  else if (rc(name) !== 0 && f === 0) { failed += 1; notes.push(`${name}: exited ${rc(name)} with no failed test (load error?)`); }
+}
 
-const pytest = read('pytest.xml');
-if (pytest) {
-  const m = pytest.match(/<testsuite [^>]*>/)[0];
-  const n = (k) => Number((m.match(new RegExp(`${k}="(\\d+)"`)) ?? [0, 0])[1]);
-  failed += n('failures') + n('errors');
-  passed += n('tests') - n('failures') - n('errors') - n('skipped');
-  failed += n('skipped'); // a skipped test is not a passing one
-} else failed += 1;
+// typecheck: one check
+if (rc('tsc') === 0) passed += 1; else { failed += 1; notes.push('tsc: type errors'); }
 
-const pw = read('playwright.json');
-if (pw) {
-  const s = JSON.parse(pw).stats;
-  passed += s.expected; failed += s.unexpected + s.flaky + s.skipped;
-} else failed += 1;
+try {
+  const v = JSON.parse(read('vitest.json'));
+  account('vitest', v.numPassedTests, v.numFailedTests + v.numPendingTests + v.numTodoTests);
+} catch { account('vitest', null, 0); }
 
+try {
+  const x = read('pytest.xml');
+  const suite = x.match(/<testsuite\b[^>]*>/)[0];
+  const n = (k) => Number((suite.match(new RegExp(`\\b${k}="(\\d+)"`)) ?? [0, 0])[1]);
+  const bad = n('failures') + n('errors') + n('skipped'); // a skipped test is not a passing one
+  account('pytest', n('tests') - bad, bad);
+} catch { account('pytest', null, 0); }
+
+try {
+  const r = JSON.parse(read('playwright.json'));
+  const s = r.stats;
+  account('playwright', s.expected, s.unexpected + s.flaky + s.skipped + (r.errors?.length ?? 0));
+} catch { account('playwright', null, 0); }
+
+for (const n of notes) console.log(`note: ${n}`);
 console.log(`${passed} passed, ${failed} failed`);
 process.exit(failed > 0 ? 1 : 0);

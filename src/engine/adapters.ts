@@ -5,6 +5,7 @@
 import type { ModelManifest } from './manifest';
 import type { HostTensor } from './tensor';
 import { modelError } from './errors';
+import { PromptEncoder } from './textEncoder';
 
 export interface Conditioning {
   /** [B, L, D] token context for cross-attention (`encoder_hidden_states`). */
@@ -28,9 +29,35 @@ export interface FamilyAdapter {
   dispose(): Promise<void>;
 }
 
+/** What a family's factory gets: the manifest and the verified files of the model folder. */
+export interface AdapterContext {
+  manifest: ModelManifest;
+  files: Map<string, Uint8Array>;
+  /** Folder holding the model folder, and the model folder's name (for transformers.js). */
+  root: string;
+  name: string;
+  textDevice?: 'wasm' | 'webgpu';
+}
+
+/** The verified files under `folder/`, keyed by their path inside it. */
+export function filesUnder(files: Map<string, Uint8Array>, folder: string): Map<string, Uint8Array> {
+  const prefix = folder + '/';
+  return new Map([...files].filter(([f]) => f.startsWith(prefix)).map(([f, b]) => [f.slice(prefix.length), b]));
+}
+
 /** WebDiT's own family: one CLIP-style encoder gives both the context and the pooled vector. */
 export class WebDiTAdapter implements FamilyAdapter {
   readonly family = 'webdit';
+
+  static async create(ctx: AdapterContext): Promise<WebDiTAdapter> {
+    const folder = ctx.manifest.graphs.text_encoder;
+    const encoder = await PromptEncoder.load(
+      { root: ctx.root, folder: `${ctx.name}/${folder}`, files: filesUnder(ctx.files, folder), device: ctx.textDevice },
+      ctx.manifest.text_max_length,
+    );
+    return new WebDiTAdapter(ctx.manifest, encoder);
+  }
+
   constructor(
     private manifest: ModelManifest,
     private encoder: TextEncoderLike,
@@ -39,9 +66,10 @@ export class WebDiTAdapter implements FamilyAdapter {
   async encode(prompts: string[]): Promise<Conditioning> {
     const { hiddenStates, pooled } = await this.encoder.encode(prompts);
     const [, L, D] = hiddenStates.dims;
-    if (L !== this.manifest.text_max_length || D !== this.manifest.text_hidden_size) {
+    const m = this.manifest;
+    if (L !== m.text_max_length || D !== m.text_hidden_size || pooled.dims[1] !== m.pooled_dim) {
       throw modelError(
-        `The text encoder gives [${hiddenStates.dims}] but the manifest expects [B, ${this.manifest.text_max_length}, ${this.manifest.text_hidden_size}].`,
+        `The text encoder gives [${hiddenStates.dims}] and [${pooled.dims}] but the manifest expects [B, ${m.text_max_length}, ${m.text_hidden_size}] and [B, ${m.pooled_dim}].`,
         'The text encoder and the transformer come from different exports: re-export the model folder as a whole.',
       );
     }
@@ -94,11 +122,25 @@ export function assembleSD3Conditioning(
   return { context: { data: ctx, dims: [B, T, t5Width] }, pooled: { data: pooled, dims: [B, pL + pG] } };
 }
 
-export const SUPPORTED_FAMILIES = ['webdit'] as const;
+/**
+ * Model families by the manifest's `family`. SD3 joins here with a factory that loads CLIP-L,
+ * CLIP-G (and T5) and builds its conditioning with assembleSD3Conditioning.
+ */
+export const FAMILIES: Record<string, (ctx: AdapterContext) => Promise<FamilyAdapter>> = {
+  webdit: (ctx) => WebDiTAdapter.create(ctx),
+};
 
-export function unsupportedFamily(family: string): never {
-  throw modelError(
-    `Model family "${family}" is not supported by this version of WebDiT (supported: ${SUPPORTED_FAMILIES.join(', ')}).`,
-    'Load a WebDiT model folder (family "webdit"), or update the studio.',
-  );
+/** Checked before any download, so an unsupported model costs the user nothing. */
+export function assertSupportedFamily(family: string): void {
+  if (!Object.hasOwn(FAMILIES, family)) {
+    throw modelError(
+      `Model family "${family}" is not supported by this version of WebDiT (supported: ${Object.keys(FAMILIES).join(', ')}).`,
+      'Load a model folder of a supported family, or update the studio.',
+    );
+  }
+}
+
+export function createAdapter(ctx: AdapterContext): Promise<FamilyAdapter> {
+  assertSupportedFamily(ctx.manifest.family);
+  return FAMILIES[ctx.manifest.family](ctx);
 }

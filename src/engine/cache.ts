@@ -11,9 +11,12 @@ export class BrowserCache implements ModelCache {
   constructor(private name = 'webdit-models-v1') {}
 
   async match(url: string): Promise<Uint8Array | undefined> {
-    const cache = await caches.open(this.name);
-    const res = await cache.match(url);
-    return res ? new Uint8Array(await res.arrayBuffer()) : undefined;
+    try {
+      const res = await (await caches.open(this.name)).match(url);
+      return res ? new Uint8Array(await res.arrayBuffer()) : undefined;
+    } catch {
+      return undefined; // storage disabled (some private windows): download instead
+    }
   }
 
   async put(url: string, bytes: Uint8Array): Promise<void> {

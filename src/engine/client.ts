@@ -1,4 +1,4 @@
-import type { BackendPreference, GenerateParams, WorkerEvent, WorkerRequest } from './protocol';
+import { WORKER_ID, type BackendPreference, type GenerateParams, type WorkerEvent, type WorkerRequest } from './protocol';
 
 /** The part of a Worker the client needs (a real Worker, or a MessagePort in tests). */
 export interface WorkerLike {
@@ -10,6 +10,12 @@ export interface WorkerLike {
 
 type Listener = (event: WorkerEvent) => void;
 
+const workerError = (id: string, message: string): WorkerEvent => ({
+  type: 'error',
+  id,
+  error: { name: 'WorkerError', message, action: 'Reload the page. If it happens again, try the WASM backend (?backend=wasm).' },
+});
+
 let counter = 0;
 const nextId = (kind: string) => `${kind}-${Date.now().toString(36)}-${(counter++).toString(36)}`;
 
@@ -19,19 +25,16 @@ const nextId = (kind: string) => `${kind}-${Date.now().toString(36)}-${(counter+
  */
 export class EngineClient {
   private listeners = new Set<Listener>();
+  private dead: string | null = null;
 
   constructor(private worker: WorkerLike) {
     worker.addEventListener('message', (e: MessageEvent<WorkerEvent>) => this.emit(e.data));
-    worker.addEventListener('error', (e: ErrorEvent) =>
-      this.emit({
-        type: 'error',
-        id: 'worker',
-        error: {
-          name: 'WorkerError',
-          message: `The engine worker crashed: ${e.message || 'unknown error'}`,
-          action: 'Reload the page. If it happens again, try the WASM backend (?backend=wasm).',
-        },
-      }),
+    worker.addEventListener('error', (e: ErrorEvent) => {
+      this.dead = e.message || 'unknown error';
+      this.emit(workerError(WORKER_ID, `The engine worker crashed: ${this.dead}`));
+    });
+    (worker as unknown as EventTarget).addEventListener?.('messageerror', () =>
+      this.emit(workerError(WORKER_ID, 'A message from the engine could not be read.')),
     );
   }
 
@@ -58,6 +61,11 @@ export class EngineClient {
   }
 
   private send<R extends WorkerRequest>(req: R): string {
+    if (this.dead) {
+      // a crashed worker answers nothing: answer for it, so the request still gets its final event
+      queueMicrotask(() => this.emit(workerError(req.id, `The engine worker has stopped (${this.dead}).`)));
+      return req.id;
+    }
     this.worker.postMessage(req);
     return req.id;
   }

@@ -2,15 +2,14 @@
  * The engine: load a model folder (manifest -> verified files -> sessions), generate images.
  * Runs inside the worker; handler.ts turns its results into protocol events.
  */
-import { WebDiTAdapter, unsupportedFamily, type FamilyAdapter } from './adapters';
+import { assertSupportedFamily, createAdapter, type FamilyAdapter } from './adapters';
 import { defaultCache, fetchVerified, type Fetcher, type ModelCache } from './cache';
-import { modelError } from './errors';
+import { EngineError, modelError } from './errors';
 import { parseManifest, type ModelManifest } from './manifest';
 import { runPipeline, type PipelineHooks } from './pipeline';
 import type { Backend, BackendInfo, BackendPreference, DoneResult, GenerateParams, ModelInfo } from './protocol';
 import { createRunner, selectBackend, webgpuDeviceInUse } from './sessions';
 import type { GraphRunner } from './tensor';
-import { PromptEncoder } from './textEncoder';
 
 export type LoadResult = Extract<DoneResult, { request: 'load' }>;
 export type GenerateResult = Extract<DoneResult, { request: 'generate' }> & { latents: Float32Array };
@@ -66,10 +65,9 @@ export class Engine {
 
   async load(manifestUrl: string, pref: BackendPreference, cb: LoadCallbacks = {}): Promise<LoadResult> {
     const t0 = performance.now();
-    await this.dispose();
     cb.onStatus?.('Reading the model manifest');
     const manifest = await this.fetchManifest(manifestUrl);
-    if (manifest.family !== 'webdit') unsupportedFamily(manifest.family);
+    assertSupportedFamily(manifest.family);
 
     let backend = await selectBackend(pref);
     cb.onBackend?.(backend);
@@ -87,6 +85,10 @@ export class Engine {
     let runners: [GraphRunner, GraphRunner];
     try {
       runners = await this.createRunners(manifest, files, backend.backend);
+      if (backend.backend === 'webgpu' && !webgpuDeviceInUse()) {
+        await Promise.all(runners.map((r) => r.dispose()));
+        throw modelError('ONNX Runtime did not open a WebGPU device for the transformer.', 'Reload, or use the WASM backend (?backend=wasm).');
+      }
     } catch (e) {
       if (backend.backend !== 'webgpu' || pref === 'webgpu') throw e;
       // auto: a WebGPU failure (driver, limits) falls back to WASM and says why
@@ -94,24 +96,24 @@ export class Engine {
       cb.onBackend?.(backend);
       runners = await this.createRunners(manifest, files, 'wasm');
     }
-    if (backend.backend === 'webgpu' && !webgpuDeviceInUse()) {
-      throw modelError('ONNX Runtime did not open a WebGPU device for the transformer.', 'Reload, or use the WASM backend (?backend=wasm).');
-    }
 
     cb.onStatus?.('Loading the text encoder');
-    const prefix = manifest.graphs.text_encoder + '/';
-    const textFiles = new Map([...files].filter(([f]) => f.startsWith(prefix)).map(([f, b]) => [f.slice(prefix.length), b]));
-    const encoder = await PromptEncoder.load(
-      { root, folder: `${name}/${manifest.graphs.text_encoder}`, files: textFiles, device: this.opts.textEncoderDevice?.(backend.backend) },
-      manifest.text_max_length,
-    );
-    this.loaded = { manifest, adapter: new WebDiTAdapter(manifest, encoder), transformer: runners[0], vaeDecoder: runners[1], backend };
+    let adapter: FamilyAdapter;
+    try {
+      adapter = await createAdapter({ manifest, files, root, name, textDevice: this.opts.textEncoderDevice?.(backend.backend) });
+    } catch (e) {
+      await Promise.all(runners.map((r) => r.dispose()));
+      throw e;
+    }
+    // only now replace the previous model: a failed reload leaves the working one in place
+    await this.dispose();
+    this.loaded = { manifest, adapter, transformer: runners[0], vaeDecoder: runners[1], backend };
     return { request: 'load', model: modelInfo(manifest), backend, loadMs: performance.now() - t0 };
   }
 
   async generate(params: GenerateParams, hooks: PipelineHooks = {}): Promise<GenerateResult> {
     const l = this.loaded;
-    if (!l) throw modelError('No model is loaded yet.', 'Wait for the model to finish loading, then press Generate.');
+    if (!l) throw new EngineError('NotReadyError', 'No model is loaded yet.', 'Wait for the model to finish loading, then press Generate.');
     const out = await runPipeline(l, params, hooks);
     return {
       request: 'generate',

@@ -125,10 +125,12 @@ describe('with the model loaded', () => {
   });
 
   it('cancel stops a run within one step and the engine keeps working', async () => {
-    // cancel the moment the first step is reported, as the UI does on Esc
+    // the cancel arrives as a separate message after the first step event, as from the UI thread
     let cancelled: Promise<void> | null = null;
     h.hooks.onEvent = (ev) => {
-      if (ev.id === 'c-run' && ev.type === 'step' && !cancelled) cancelled = h.handle({ type: 'cancel', id: 'c', targetId: 'c-run' });
+      if (ev.id === 'c-run' && ev.type === 'step' && !cancelled) {
+        cancelled = new Promise((resolve) => setTimeout(() => void h.handle({ type: 'cancel', id: 'c', targetId: 'c-run' }).then(resolve), 0));
+      }
     };
     await h.handle({ type: 'generate', id: 'c-run', params: { ...params, numInferenceSteps: 50 } });
     await cancelled;

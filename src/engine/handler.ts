@@ -101,7 +101,6 @@ export function createHandler(engine: EngineLike, post: Post): (raw: unknown) =>
             });
             post({ type: 'done', id, result });
           } else {
-            if (!engine.ready) throw new EngineError('NotReadyError', 'No model is loaded yet.', 'Wait for the model to finish loading, then press Generate.');
             const id = req.id;
             const { latents: _latents, ...result } = await engine.generate(req.params, {
               isCancelled: () => job.cancelled,

@@ -66,11 +66,12 @@ export function parseManifest(text: string): ModelManifest {
   }
   need(!!files[g.transformer], `"files" must include the transformer graph "${g.transformer}"`);
   need(!!files[g.vae_decoder], `"files" must include the VAE decoder graph "${g.vae_decoder}"`);
+  need(d.steps <= 50 && d.guidance_scale >= 1 && d.guidance_scale <= 12, '"defaults" must have steps 1-50 and guidance_scale 1-12');
   return {
+    ...(m as object),
     name: isStr(m.name) ? m.name : (m.id as string),
     version: isPosInt(m.version) ? m.version : 1,
     vae_scale_factor: isPosInt(m.vae_scale_factor) ? m.vae_scale_factor : (m.image_size as number) / (m.latent_size as number),
-    ...(m as object),
     defaults: { ...d, negative_prompt: typeof d.negative_prompt === 'string' ? d.negative_prompt : '' },
   } as ModelManifest;
 }

@@ -8,7 +8,7 @@ import type { GenerateParams, GenerateTimings } from './protocol';
 import type { GraphRunner } from './tensor';
 import { applyGuidance, duplicateBatch, usesGuidance } from './guidance';
 import { initialLatents } from './noise';
-import { eulerStep, getSigmas } from './scheduler';
+import { eulerStep, getSigmas, getTimesteps } from './scheduler';
 import { CancelledError } from './errors';
 
 export interface PipelineParts {
@@ -35,6 +35,10 @@ export interface PipelineOutput {
 
 const now = () => performance.now();
 
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
 export async function runPipeline(parts: PipelineParts, params: GenerateParams, hooks: PipelineHooks = {}): Promise<PipelineOutput> {
   const { manifest, adapter, transformer, vaeDecoder } = parts;
   const N = params.numInferenceSteps;
@@ -53,10 +57,14 @@ export async function runPipeline(parts: PipelineParts, params: GenerateParams, 
   // 3. shifted sigmas, and the timesteps the model sees
   const sigmas = getSigmas(N, manifest.scheduler.shift, manifest.scheduler.num_train_timesteps);
 
+  const timesteps = getTimesteps(sigmas, manifest.scheduler.num_train_timesteps);
+
   // 4. denoise: Euler steps along the predicted velocity, CFG as one batch of 2
   for (let i = 0; i < N; i++) {
+    // ORT's awaits resolve as microtasks: give the worker a macrotask turn so a cancel message lands
+    await yieldToEventLoop();
     if (hooks.isCancelled?.()) throw new CancelledError(i, N);
-    const ts = sigmas[i] * manifest.scheduler.num_train_timesteps;
+    const ts = timesteps[i];
     const out = await transformer.run({
       hidden_states: { data: cfg ? duplicateBatch(latents) : latents, dims: [batch, C, h, w] },
       encoder_hidden_states: cond.context,
@@ -67,7 +75,6 @@ export async function runPipeline(parts: PipelineParts, params: GenerateParams, 
     eulerStep(latents, cfg ? applyGuidance(v.data, params.guidanceScale) : v.data, sigmas[i], sigmas[i + 1]);
     hooks.onStep?.(i + 1, N, (now() - t1) / (i + 1));
   }
-  if (hooks.isCancelled?.()) throw new CancelledError(N, N);
   const t2 = now();
 
   // 5. decode: undo the latent normalisation, then the VAE decoder -> [1, 3, H, W] in [-1, 1]

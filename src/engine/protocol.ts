@@ -78,6 +78,9 @@ export type WorkerEvent =
   | { type: 'done'; id: string; result: DoneResult }
   | { type: 'error'; id: string; error: EngineErrorInfo };
 
+/** Id of events about the worker itself (it crashed) rather than about one request. */
+export const WORKER_ID = 'worker';
+
 export function assertNever(x: never): never {
   throw new Error(`Unexpected value: ${JSON.stringify(x)}`);
 }

@@ -42,10 +42,3 @@ export function eulerStep(latents: Float32Array, velocity: Float32Array, sigma: 
   for (let k = 0; k < latents.length; k++) latents[k] += dt * velocity[k];
 }
 
-/** The model's current guess of the clean latents: x0 = x - sigma * v (a cheap preview). */
-export function predictX0(latents: Float32Array, velocity: Float32Array, sigma: number): Float32Array {
-  const out = new Float32Array(latents.length);
-  for (let k = 0; k < latents.length; k++) out[k] = latents[k] - sigma * velocity[k];
-  return out;
-}
-

@@ -14,7 +14,6 @@ export interface PromptEncoding {
   hiddenStates: HostTensor;
   /** Pooled embedding, [B, P]: `text_embeds`. */
   pooled: HostTensor;
-  inputIds: number[][];
 }
 
 export interface PromptEncoderSource {
@@ -72,7 +71,7 @@ export class PromptEncoder {
     } catch (e) {
       throw modelError(
         `Could not load the text encoder "${src.folder}": ${(e as Error).message}`,
-        'The text encoder folder needs config.json, tokenizer.json, tokenizer_config.json and onnx/text_model.onnx; re-export it with training/export.py.',
+        'Reload the page. If you host this model: the text encoder folder needs config.json, tokenizer.json, tokenizer_config.json and onnx/text_model.onnx (training/export.py writes them).',
       );
     }
   }
@@ -90,11 +89,9 @@ export class PromptEncoder {
     const enc = this.tokenizer(texts, { padding: 'max_length', truncation: true, max_length: this.maxLength });
     const out = await this.model({ input_ids: enc.input_ids });
     const h = out.last_hidden_state, p = out.text_embeds;
-    const ids = this.tokenize(texts);
     return {
       hiddenStates: { data: new Float32Array(h.data as Float32Array), dims: [...h.dims] },
       pooled: { data: new Float32Array(p.data as Float32Array), dims: [...p.dims] },
-      inputIds: ids,
     };
   }
 

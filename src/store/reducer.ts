@@ -1,10 +1,10 @@
-import { assertNever, type DoneResult, type EngineErrorInfo, type WorkerEvent } from '../engine/protocol';
+import { assertNever, WORKER_ID, type DoneResult, type EngineErrorInfo, type WorkerEvent } from '../engine/protocol';
 import { formatSeconds } from './format';
 import { clampGuidance, clampSteps } from './params';
 import { idleGeneration, type StudioData } from './state';
 
 /** The id EngineClient uses for errors that belong to no request (the worker itself crashed). */
-export const WORKER_ERROR_ID = 'worker';
+export const WORKER_ERROR_ID = WORKER_ID;
 
 /** Store-side refusals that a finished load makes obsolete. */
 export const NOT_READY_ERROR = 'NotReadyError';
