@@ -122,7 +122,7 @@ describe('App', () => {
     expect(doc.byTestId('backend-select')!.attrs).toHaveProperty('disabled');
     expect(text(doc.byTestId('progress')!.inner)).toContain('Step 3/20');
     expect(text(doc.byTestId('progress')!.inner)).toContain('~1.7 s left');
-    expect(text(doc.byTestId('status')!.inner)).toBe('Generating step 3/20');
+    expect(text(doc.byTestId('status')!.inner)).toBe('Generating 20 steps…');
   });
 
   it('shows the result size, timings and an enabled download', () => {

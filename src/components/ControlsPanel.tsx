@@ -1,4 +1,4 @@
-import type { FormEvent } from 'react';
+import { useEffect, useRef, type FormEvent } from 'react';
 import { LIMITS } from '../engine/protocol';
 import { GUIDANCE_STEP } from '../store/params';
 import { selectCanGenerate } from '../store/selectors';
@@ -14,6 +14,16 @@ export function ControlsPanel() {
   const running = useStudio((s) => s.generation.status === 'running');
   const cancelling = useStudio((s) => s.generation.status === 'cancelling');
   const { setNumInferenceSteps, setGuidanceScale, cancel } = studioStore.getState();
+  const generateRef = useRef<HTMLButtonElement>(null);
+  const cancelRef = useRef<HTMLButtonElement>(null);
+
+  // The pressed button disables itself; keep keyboard focus on the one that can act next.
+  useEffect(() => {
+    const active = document.activeElement;
+    const lost = active === null || active === document.body;
+    if (running && (lost || active === generateRef.current)) cancelRef.current?.focus();
+    if (!running && !cancelling && (lost || active === cancelRef.current)) generateRef.current?.focus();
+  }, [running, cancelling]);
 
   // A form, so Enter in the negative prompt generates like the button does.
   const onSubmit = (e: FormEvent) => {
@@ -48,10 +58,10 @@ export function ControlsPanel() {
       />
       <SeedField />
       <div className="actions">
-        <button type="submit" className="primary" data-testid="generate" disabled={!canGenerate} aria-keyshortcuts="Control+Enter Meta+Enter">
+        <button ref={generateRef} type="submit" className="primary" data-testid="generate" disabled={!canGenerate} aria-keyshortcuts="Control+Enter Meta+Enter">
           {running || cancelling ? 'Generating…' : 'Generate'}
         </button>
-        <button type="button" data-testid="cancel" disabled={!running} aria-keyshortcuts="Escape" onClick={cancel}>
+        <button ref={cancelRef} type="button" data-testid="cancel" disabled={!running} aria-keyshortcuts="Escape" onClick={cancel}>
           {cancelling ? 'Cancelling…' : 'Cancel'}
         </button>
       </div>

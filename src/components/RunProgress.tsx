@@ -12,7 +12,7 @@ export function RunProgress() {
 
   return (
     <div className="run-progress" data-testid="progress" data-active={active}>
-      <progress max={total} value={step} aria-label="Generation progress" />
+      <progress max={total} value={step} aria-label="Generation progress" aria-valuetext={`Step ${step} of ${total}`} />
       <span className="run-progress-text">
         Step {step}/{total}
         {timeLeft && <span className="muted"> · {timeLeft}</span>}

@@ -98,7 +98,7 @@ describe('applyEvent: generate', () => {
   it('reports steps with time left', () => {
     const s = apply(running(), { type: 'step', id: 'gen-1', step: 3, total: 20, msPerStep: 100 });
     expect(s.generation).toMatchObject({ step: 3, total: 20, msPerStep: 100, etaMs: 1700 });
-    expect(selectStatusText(s)).toBe('Generating step 3/20');
+    expect(selectStatusText(s)).toBe('Generating 20 steps…');
     expect(selectTimeLeft(s)).toBe('~1.7 s left');
     expect(selectAppState(s)).toBe('running');
   });

@@ -32,7 +32,9 @@ export function selectStatusText(s: StudioData): string {
   const { generation, model } = s;
   if (generation.status === 'cancelling') return 'Cancelling…';
   if (generation.status === 'running') {
-    return generation.step > 0 ? `Generating step ${generation.step}/${generation.total}` : (generation.message ?? 'Generating…');
+    // per-step counts live in the progress bar: announcing each one would flood screen readers
+    if (generation.step === 0 && generation.message) return generation.message;
+    return generation.total > 0 ? `Generating ${generation.total} steps…` : 'Generating…';
   }
   if (model.status === 'idle') return 'Starting…';
   if (model.status === 'loading') {

@@ -169,7 +169,7 @@ describe('generate', () => {
     state().generate();
     const id = engine.lastId;
     engine.emit({ type: 'step', id, step: 3, total: 20, msPerStep: 45 });
-    expect(selectStatusText(state())).toBe('Generating step 3/20');
+    expect(selectStatusText(state())).toBe('Generating 20 steps…');
     const call = engine.calls[1];
     if (call.type !== 'generate') throw new Error('expected a generate call');
     engine.emit({ type: 'done', id, result: generateResult(call.params) });
