@@ -131,11 +131,21 @@ def emoji_captions(item):
             f"{label}" + (f", {tags}" if tags else ""), f"{item['emoji']} {style} style"]
 
 
+def build_emoji_cache():
+    """Render the emoji images from the npm packages (node; needs `npm install` first)."""
+    import subprocess
+    script = os.path.join(HERE, "data", "build_emoji.mjs")
+    p = subprocess.run(["node", script, CACHE], cwd=os.path.dirname(HERE), capture_output=True, text=True)
+    if p.returncode != 0:
+        raise RuntimeError(f"building the emoji images failed:\n{p.stderr[-2000:]}\n"
+                           "Run `npm install` first: the emoji packages are devDependencies.")
+    print(p.stdout.strip())
+
+
 def load_emoji(limit=None):
     path = os.path.join(CACHE, "emoji.json")
     if not os.path.exists(path):
-        raise FileNotFoundError(f"{path} is missing: run `node training/data/build_emoji.mjs` first "
-                                "(it needs `npm install` for the emoji packages)")
+        build_emoji_cache()
     with open(path) as f:
         meta = json.load(f)["items"]
     imgs = np.fromfile(os.path.join(CACHE, "emoji.u8"), np.uint8).reshape(-1, SIZE, SIZE, 3)
