@@ -32,6 +32,15 @@ def write(run, P, out, res):
     size = sum(v["bytes"] for v in m["files"].values())
     sh, em, rt = res["shapes"], res["emoji"], res["retrieval"]
     d = m["defaults"]
+    abl_path = os.path.join(out, "vae_ablation.json")
+    if os.path.exists(abl_path):
+        abl = json.load(open(abl_path))
+        rows = " | ".join(f"C={c}: {v} dB" for c, v in abl["psnr_db"].items())
+        ablation = (f"Latent channels, measured by `training/vae_ablation.py` (same VAE, {abl['steps']} steps x {abl['batch']}, "
+                    f"PSNR on {abl['val_images']} held-out images): {rows}. We ship C={m['latent_channels']}: "
+                    "the DiT's input grows with C while its token count does not.")
+    else:
+        ablation = "Latent channel ablation: run `training/vae_ablation.py`."
     sweep = "\n".join(f"| {r['steps']} | {r['guidance']} | {r['shift']} | {r['shapes_held_in']['colour']:.2f} / {r['shapes_held_in']['shape']:.2f} | "
                       f"{r['shapes_held_out']['colour']:.2f} / {r['shapes_held_out']['shape']:.2f} | {r['emoji_top5_clip']:.2f} | {r['score']:.3f} |"
                       for r in res["sweep"])
@@ -60,6 +69,9 @@ Prompts that work: `"a large red heart in the center on a white background"`,
 | DiT | `transformer.onnx` | {m['params']['transformer']:,} | latent {m['latent_channels']}x{m['latent_size']}x{m['latent_size']}, patch {m['patch_size']} -> {(m['latent_size'] // m['patch_size']) ** 2} tokens, width {m['dit']['hidden']}, depth {m['dit']['depth']}, {m['dit']['heads']} heads; self-attention, cross-attention to the text tokens, adaLN-Zero from timestep + pooled text; predicts velocity |
 | VAE decoder | `vae_decoder.onnx` | {m['params']['vae_decoder']:,} | KL autoencoder, f=4, {m['latent_channels']} latent channels; scaling {m['scaling_factor']}, shift {m['shift_factor']} (from the data) |
 | text encoder | `text_encoder/onnx/text_model.onnx` | {m['params']['text_encoder']:,} | causal transformer, WordPiece vocabulary of {json.load(open(os.path.join(out, 'text_encoder', 'config.json')))['vocab_size']}, {m['text_max_length']} tokens, width {m['text_hidden_size']}, pooled projection {m['pooled_dim']}; trained contrastively (CLIP) against a small conv image tower |
+
+f=4 keeps the DiT at {(m['latent_size'] // m['patch_size']) ** 2} tokens (patch {m['patch_size']}), which is what makes a CFG step about 45 ms in
+WASM (`npm run bench`). {ablation}
 
 Files: {size / 1e6:.1f} MB in all (fp32 ONNX, opset 17), listed with bytes and sha256 in `manifest.json`.
 
