@@ -2,7 +2,7 @@
 held-out reconstruction PSNR printed as JSON. (f = 4 is fixed by the DiT's token budget:
 64x64 -> 16x16 latents -> 64 tokens at patch 2, which keeps a step near 100 ms in WASM.)
 
-    /usr/bin/python3 training/vae_ablation.py [--steps 250] [--channels 4,8,16]
+    /usr/bin/python3 training/vae_ablation.py --steps 200 --out public/models/webdit-tiny/vae_ablation.json
 """
 import argparse
 import json
@@ -28,6 +28,7 @@ def main():
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--channels", default="4,8,16")
     ap.add_argument("--n-shapes", type=int, default=4000)
+    ap.add_argument("--out", default=None, help="also write the JSON here (the model card reads <model>/vae_ablation.json)")
     a = ap.parse_args()
     torch.set_num_threads(os.cpu_count())
     imgs, _, _, val = D.build(a.n_shapes)
@@ -52,6 +53,9 @@ def main():
         res["seconds"][C] = round(time.time() - t0, 1)
         print(json.dumps({"channels": C, "psnr_db": res["psnr_db"][C]}), flush=True)
     print(json.dumps(res))
+    if a.out:
+        with open(a.out, "w") as f:
+            json.dump(res, f, indent=1)
 
 
 if __name__ == "__main__":
