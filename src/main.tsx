@@ -13,6 +13,7 @@ function startEngine(): void {
   try {
     connectEngine(studioStore, createEngineClient());
   } catch (e) {
+    studioStore.setState((s) => ({ model: { ...s.model, status: 'error' } }));
     studioStore.getState().reportError({
       name: 'EngineMissingError',
       message: `The image engine could not start: ${e instanceof Error ? e.message : String(e)}`,

@@ -20,7 +20,9 @@ export function BackendControls() {
   const preference = useStudio((s) => s.backendPreference);
   // The engine takes one request at a time, so switching waits for the load or run to end.
   const busy = useStudio((s) => s.generation.status !== 'idle' || s.model.status === 'loading');
-  const details = info ? describe(info) : null;
+  // The badge says what ran: until the sessions exist, the chosen backend is only being tried.
+  const loading = useStudio((s) => s.model.status === 'loading');
+  const details = info && !loading ? describe(info) : null;
 
   return (
     <div className="backend">
@@ -34,7 +36,7 @@ export function BackendControls() {
           </small>
         </>
       ) : (
-        <span className="badge badge-pending">Detecting…</span>
+        <span className="badge badge-pending">{info ? `Starting ${LABELS[info.backend]}…` : 'Detecting…'}</span>
       )}
       <label className="backend-label" htmlFor="backend-select">
         Backend

@@ -81,6 +81,13 @@ describe('applyEvent: load', () => {
     expect(selectAppState(s)).toBe('error');
   });
 
+  it('forgets the backend a failed load was trying, so the badge never shows one that did not run', () => {
+    const tried = apply(loading(), { type: 'backend', id: 'load-1', info: { backend: 'webgpu', threads: 1 } });
+    expect(tried.model.backend?.backend).toBe('webgpu');
+    const s = apply(tried, { type: 'error', id: 'load-1', error: err('ModelError') });
+    expect(s.model.backend).toBeNull();
+  });
+
   it('ignores events from an older load', () => {
     const s = loading();
     const stale: WorkerEvent[] = [

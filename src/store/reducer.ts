@@ -99,7 +99,7 @@ function applyError(
       generation: idleGeneration,
     };
   }
-  if (match.isLoad) return { error, model: { ...model, status: 'error', message: null } };
+  if (match.isLoad) return { error, model: { ...model, status: 'error', message: null, backend: null } };
   if (match.isGenerate) {
     if (error.name === 'CancelledError') {
       const { step, total } = generation;
