@@ -35,6 +35,12 @@ HELD_OUT = [("blue", "star"), ("green", "heart"), ("yellow", "triangle"),
 STYLES = {"noto": "noto", "twemoji": "twemoji", "fluent": "fluent"}
 
 
+def to_tensor_images(u8):
+    """(N,64,64,3) uint8 -> (N,3,64,64) float in [-1,1], the models' pixel range."""
+    import torch
+    return torch.from_numpy(u8).permute(0, 3, 1, 2).float() / 127.5 - 1
+
+
 def fg_choices(bg):
     b = np.array(BACKGROUNDS[bg])
     return [c for c, rgb in COLOURS.items() if np.abs(np.array(rgb) - b).sum() > 150]

@@ -25,16 +25,12 @@ import data as D  # noqa: E402
 import sample as S  # noqa: E402
 
 
-def to_tensor(u8):
-    return torch.from_numpy(u8).permute(0, 3, 1, 2).float() / 127.5 - 1
-
-
 # ---------------------------------------------------------------------------------------------
 @torch.no_grad()
 def vae_psnr(vae, imgs):
     ps = []
     for i in range(0, len(imgs), 128):
-        x = to_tensor(imgs[i:i + 128])
+        x = D.to_tensor_images(imgs[i:i + 128])
         rec = vae.decoder(vae.encoder(x)[0])
         rec = S.to_uint8(rec).astype(np.float64)
         mse = ((rec - imgs[i:i + 128].astype(np.float64)) ** 2).reshape(len(rec), -1).mean(1)
@@ -44,7 +40,7 @@ def vae_psnr(vae, imgs):
 
 @torch.no_grad()
 def image_embeds(clip, imgs):
-    out = [F.normalize(clip.image(to_tensor(imgs[i:i + 256])), dim=-1) for i in range(0, len(imgs), 256)]
+    out = [F.normalize(clip.image(D.to_tensor_images(imgs[i:i + 256])), dim=-1) for i in range(0, len(imgs), 256)]
     return torch.cat(out)
 
 

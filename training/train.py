@@ -94,10 +94,6 @@ def save_ckpt(path, **state):
     os.replace(path + ".tmp", path)
 
 
-def to_tensor_images(u8):  # (N,64,64,3) uint8 -> (N,3,64,64) float in [-1,1]
-    return torch.from_numpy(u8).permute(0, 3, 1, 2).float() / 127.5 - 1
-
-
 # ---------------------------------------------------------------------------------------------
 def stage_data(run, P):
     path = os.path.join(run, "data.pkl")
@@ -163,7 +159,7 @@ def stage_vae(run, P, ds, device):
 
     def batch(rng):
         idx = rng.choice(train_idx, P.vae_batch)
-        x = to_tensor_images(imgs[idx])
+        x = D.to_tensor_images(imgs[idx])
         flip = torch.from_numpy(rng.rand(len(idx)) < 0.5)  # emoji and shapes are both fine mirrored
         x[flip] = x[flip].flip(-1)
         return {"x": x.to(device)}
@@ -185,7 +181,7 @@ def stage_latents(run, P, ds, vae, device):
         return torch.load(path)
     means = []
     for i in range(0, len(ds["imgs"]), 256):
-        x = to_tensor_images(ds["imgs"][i:i + 256]).to(device)
+        x = D.to_tensor_images(ds["imgs"][i:i + 256]).to(device)
         means.append(vae.encoder(x)[0].float().cpu())
     lat = torch.cat(means)  # (N,C,16,16), posterior means
     train = torch.from_numpy(~ds["val"])
@@ -221,7 +217,7 @@ def stage_clip(run, P, ds, tok, device):
     def batch(rng):
         idx = rng.choice(train_idx, P.clip_batch, replace=False)
         texts = [caps[i][rng.randint(len(caps[i]))] for i in idx]
-        return {"x": to_tensor_images(imgs[idx]).to(device), "ids": torch.tensor([ids(t) for t in texts], device=device)}
+        return {"x": D.to_tensor_images(imgs[idx]).to(device), "ids": torch.tensor([ids(t) for t in texts], device=device)}
 
     def loss(m, b):
         _, t = m.text(b["ids"])

@@ -19,7 +19,7 @@ sys.path.insert(0, HERE)
 import data as D  # noqa: E402
 import evaluate as E  # noqa: E402
 import model as M  # noqa: E402
-from train import autocast, lr_at, to_tensor_images  # noqa: E402
+from train import autocast, lr_at  # noqa: E402
 
 
 def main():
@@ -43,7 +43,7 @@ def main():
         for step in range(a.steps):
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, a.steps, 4e-4)
-            x = to_tensor_images(imgs[rng.choice(train_idx, a.batch)])
+            x = D.to_tensor_images(imgs[rng.choice(train_idx, a.batch)])
             with autocast("cpu"):
                 rec, kl = vae(x)
             loss = F.mse_loss(rec.float(), x) + 0.2 * F.l1_loss(rec.float(), x) + 1e-6 * kl.float()
