@@ -1,14 +1,48 @@
-import { WORKER_ID, type BackendPreference, type GenerateParams, type WorkerEvent, type WorkerRequest } from './protocol';
+/**
+ * The UI thread's side of ImageEngine: the same interface as the worker's Engine, carried over
+ * postMessage. Every call returns its job at once; the job's events reach its listener and every
+ * subscriber; its result settles with the request's one final event.
+ */
+import { nextJobId } from './core/jobs';
+import type { GenerateParams, GenerateRequestParams } from './schema';
+import {
+  WORKER_ID,
+  type DoneResult,
+  type EngineErrorInfo,
+  type GenerateResult,
+  type ImageEngine,
+  type Job,
+  type JobEvent,
+  type JobListener,
+  type LoadOptions,
+  type LoadResult,
+  type WorkerEvent,
+  type WorkerRequest,
+} from './protocol';
 
 /** The part of a Worker the client needs (a real Worker, or a MessagePort in tests). */
 export interface WorkerLike {
-  postMessage(message: WorkerRequest): void;
+  postMessage(message: WorkerRequest, transfer?: Transferable[]): void;
   addEventListener(type: 'message', listener: (e: MessageEvent<WorkerEvent>) => void): void;
   addEventListener(type: 'error', listener: (e: ErrorEvent) => void): void;
   terminate?(): void;
 }
 
-type Listener = (event: WorkerEvent) => void;
+/** The error a job's result rejects with: the protocol's error payload, as an Error. */
+export class JobError extends Error {
+  constructor(readonly info: EngineErrorInfo) {
+    super(info.message);
+    this.name = info.name;
+  }
+}
+
+type Subscriber = (event: WorkerEvent) => void;
+
+interface Pending {
+  listener?: JobListener;
+  resolve: (r: DoneResult) => void;
+  reject: (e: JobError) => void;
+}
 
 const workerError = (id: string, message: string): WorkerEvent => ({
   type: 'error',
@@ -16,15 +50,9 @@ const workerError = (id: string, message: string): WorkerEvent => ({
   error: { name: 'WorkerError', message, action: 'Reload the page. If it happens again, try the WASM backend (?backend=wasm).' },
 });
 
-let counter = 0;
-const nextId = (kind: string) => `${kind}-${Date.now().toString(36)}-${(counter++).toString(36)}`;
-
-/**
- * UI-thread handle on the engine worker. Requests return their id at once; everything that
- * happens afterwards (progress, the image, errors) arrives as WorkerEvents to subscribers.
- */
-export class EngineClient {
-  private listeners = new Set<Listener>();
+export class EngineClient implements ImageEngine {
+  private subscribers = new Set<Subscriber>();
+  private pending = new Map<string, Pending>();
   private dead: string | null = null;
 
   constructor(private worker: WorkerLike) {
@@ -32,46 +60,65 @@ export class EngineClient {
     worker.addEventListener('error', (e: ErrorEvent) => {
       this.dead = e.message || 'unknown error';
       this.emit(workerError(WORKER_ID, `The engine worker crashed: ${this.dead}`));
+      // a crashed worker answers nothing in flight: answer for it
+      for (const id of [...this.pending.keys()]) this.emit(workerError(id, `The engine worker crashed: ${this.dead}`));
     });
-    (worker as unknown as EventTarget).addEventListener?.('messageerror', () =>
-      this.emit(workerError(WORKER_ID, 'A message from the engine could not be read.')),
-    );
+    (worker as unknown as EventTarget).addEventListener?.('messageerror', () => this.emit(workerError(WORKER_ID, 'A message from the engine could not be read.')));
   }
 
-  subscribe(listener: Listener): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+  /** Every event of every job (the store's reducer listens here). */
+  subscribe(subscriber: Subscriber): () => void {
+    this.subscribers.add(subscriber);
+    return () => this.subscribers.delete(subscriber);
   }
 
-  load(modelUrl: string, backend: BackendPreference): string {
-    return this.send({ type: 'load', id: nextId('load'), modelUrl, backend });
+  load(options: LoadOptions, listener?: JobListener, id = nextJobId('load')): Job<LoadResult> {
+    return this.send({ type: 'load', id, ...options }, listener) as Job<LoadResult>;
   }
 
-  generate(params: GenerateParams): string {
-    return this.send({ type: 'generate', id: nextId('gen'), params });
+  generate(params: GenerateRequestParams | GenerateParams, listener?: JobListener, id = nextJobId('gen')): Job<GenerateResult> {
+    // the init image is copied, not transferred: the caller keeps its pixels
+    return this.send({ type: 'generate', id, params }, listener) as Job<GenerateResult>;
   }
 
-  cancel(targetId: string): string {
-    return this.send({ type: 'cancel', id: nextId('cancel'), targetId });
+  async cancel(jobId: string): Promise<boolean> {
+    const job = this.send({ type: 'cancel', id: nextJobId('cancel'), targetId: jobId });
+    const r = await job.result;
+    return r.request === 'cancel' && r.cancelled;
   }
 
   dispose(): void {
-    this.listeners.clear();
+    this.subscribers.clear();
     this.worker.terminate?.();
   }
 
-  private send<R extends WorkerRequest>(req: R): string {
+  private send(req: WorkerRequest, listener?: JobListener): Job<DoneResult> {
+    const result = new Promise<DoneResult>((resolve, reject) => this.pending.set(req.id, { listener, resolve, reject }));
+    result.catch(() => undefined); // callers that only follow events must not see unhandled rejections
     if (this.dead) {
-      // a crashed worker answers nothing: answer for it, so the request still gets its final event
-      queueMicrotask(() => this.emit(workerError(req.id, `The engine worker has stopped (${this.dead}).`)));
-      return req.id;
+      const reason = this.dead;
+      queueMicrotask(() => this.emit(workerError(req.id, `The engine worker has stopped (${reason}).`)));
+    } else {
+      this.worker.postMessage(req);
     }
-    this.worker.postMessage(req);
-    return req.id;
+    return { id: req.id, result };
   }
 
   private emit(event: WorkerEvent): void {
-    for (const l of this.listeners) l(event);
+    const p = this.pending.get(event.id);
+    if (p) {
+      if (event.type === 'done') {
+        this.pending.delete(event.id);
+        p.resolve(event.result);
+      } else if (event.type === 'error') {
+        this.pending.delete(event.id);
+        p.reject(new JobError(event.error));
+      } else {
+        const { id: _id, ...jobEvent } = event;
+        p.listener?.(jobEvent as JobEvent);
+      }
+    }
+    for (const s of this.subscribers) s(event);
   }
 }
 

@@ -1,24 +1,23 @@
 /**
- * The worker protocol: requests from the UI thread, events back from the engine.
- * Both are discriminated unions on `type`; every request gets exactly one final event
- * (`done` or `error`) carrying the request's `id`.
+ * The engine protocol. `ImageEngine` is the one interface both sides implement: `Engine` in the
+ * worker and `EngineClient` on the UI thread (the web-llm pattern). Across the worker boundary it
+ * becomes a discriminated union of requests and events; every request gets exactly one final
+ * event (`done` or `error`) carrying the request's `id`.
  */
+import type { EngineErrorName } from './errors';
+import type { GenerateParams, GenerateRequestParams, ResolvedGenerateParams } from './schema';
+
+export type { GenerateParams, GenerateRequestParams, ResolvedGenerateParams } from './schema';
+export type { EngineErrorName } from './errors';
 
 export type Backend = 'webgpu' | 'wasm';
 export type BackendPreference = 'auto' | Backend;
 
-export interface GenerateParams {
-  prompt: string;
-  negativePrompt: string;
-  numInferenceSteps: number;
-  guidanceScale: number;
-  seed: number;
+export interface LoadOptions {
+  /** The model folder's URL (ending in '/'), or its manifest.json (format 1 URLs keep working). */
+  modelUrl: string;
+  backend: BackendPreference;
 }
-
-export type WorkerRequest =
-  | { type: 'load'; id: string; modelUrl: string; backend: BackendPreference }
-  | { type: 'generate'; id: string; params: GenerateParams }
-  | { type: 'cancel'; id: string; targetId: string };
 
 export interface BackendInfo {
   backend: Backend;
@@ -32,13 +31,35 @@ export interface BackendInfo {
   fallbackReason?: string;
 }
 
+export interface Range {
+  min: number;
+  max: number;
+}
+
+/** What a loaded model allows and prefers; the UI reads these instead of global constants. */
 export interface ModelInfo {
   id: string;
   name: string;
   family: string;
-  imageSize: number;
-  defaults: { steps: number; guidanceScale: number; negativePrompt: string };
-  shift: number;
+  defaults: {
+    numInferenceSteps: number;
+    guidanceScale: number;
+    negativePrompt: string;
+    width: number;
+    height: number;
+    strength: number;
+  };
+  limits: {
+    numInferenceSteps: Range;
+    guidanceScale: Range;
+    /** Image sizes the model can make, [width, height]. */
+    sizes: [number, number][];
+    numImagesPerPrompt: Range;
+  };
+  /** Sampler facts shown with every image (and written into the PNG). */
+  scheduler: { shift: number; numTrainTimesteps: number };
+  /** Image-to-image needs a VAE encoder in the model folder. */
+  imageToImage: boolean;
 }
 
 export interface GenerateTimings {
@@ -56,27 +77,88 @@ export interface GeneratedImage {
   pixels: Uint8ClampedArray;
 }
 
-export type DoneResult =
-  | { request: 'load'; model: ModelInfo; backend: BackendInfo; loadMs: number }
-  | { request: 'generate'; image: GeneratedImage; params: GenerateParams; modelId: string; shift: number; timings: GenerateTimings }
-  | { request: 'cancel'; cancelled: boolean };
+/** One finished image of a generate job, with everything needed to make it again. */
+export interface ImageResult {
+  /** Position in the batch: seed = params.seed + index. */
+  index: number;
+  image: GeneratedImage;
+  /** The settings that made exactly this image (seed included; no init image pixels). */
+  params: ResolvedGenerateParams;
+  modelId: string;
+  shift: number;
+  timings: GenerateTimings;
+}
+
+export interface LoadResult {
+  request: 'load';
+  model: ModelInfo;
+  backend: BackendInfo;
+  loadMs: number;
+}
+
+export interface GenerateResult {
+  request: 'generate';
+  /** Seeds of the images, in batch order (their pixels came as `image` events). */
+  seeds: number[];
+  timings: GenerateTimings;
+}
+
+export interface CancelResult {
+  request: 'cancel';
+  /** Whether the target was still queued or running when the cancel arrived. */
+  cancelled: boolean;
+}
+
+export type DoneResult = LoadResult | GenerateResult | CancelResult;
 
 export interface EngineErrorInfo {
-  /** Machine-readable kind, e.g. `BadRequestError`, `BusyError`, `CancelledError`, `ModelError`. */
-  name: string;
+  name: EngineErrorName;
   /** What happened. */
   message: string;
   /** What the user can do about it. */
   action: string;
 }
 
-export type WorkerEvent =
-  | { type: 'download'; id: string; file: string; loaded: number; total: number }
-  | { type: 'status'; id: string; message: string }
-  | { type: 'backend'; id: string; info: BackendInfo }
-  | { type: 'step'; id: string; step: number; total: number; msPerStep: number }
-  | { type: 'done'; id: string; result: DoneResult }
-  | { type: 'error'; id: string; error: EngineErrorInfo };
+/** Progress of a job; `stage` says which part of the work it is about. */
+export type ProgressEvent =
+  | { type: 'progress'; stage: 'queued'; position: number }
+  | { type: 'progress'; stage: 'download'; file: string; loaded: number; total: number }
+  | { type: 'progress'; stage: 'prepare'; message: string }
+  | { type: 'progress'; stage: 'denoise'; step: number; total: number; msPerStep: number };
+
+/** What a running job reports, before its final event. */
+export type JobEvent =
+  | ProgressEvent
+  | { type: 'backend'; info: BackendInfo }
+  | { type: 'preview'; step: number; total: number; index: number; image: GeneratedImage }
+  | ({ type: 'image' } & ImageResult);
+
+export type FinalEvent = { type: 'done'; result: DoneResult } | { type: 'error'; error: EngineErrorInfo };
+
+export type WorkerEvent = (JobEvent | FinalEvent) & { id: string };
+
+export type WorkerRequest =
+  | ({ type: 'load'; id: string } & LoadOptions)
+  | { type: 'generate'; id: string; params: GenerateRequestParams }
+  | { type: 'cancel'; id: string; targetId: string };
+
+export type JobListener = (event: JobEvent) => void;
+
+/** A queued or running job: its id (for cancel) and its outcome. */
+export interface Job<R> {
+  id: string;
+  result: Promise<R>;
+}
+
+/** The engine, as both sides of the worker boundary see it. */
+export interface ImageEngine {
+  /** Queue a model load; it replaces the current model only when it succeeds. */
+  load(options: LoadOptions, listener?: JobListener): Job<LoadResult>;
+  /** Queue a generate; it runs after the jobs before it (a load included). */
+  generate(params: GenerateRequestParams | GenerateParams, listener?: JobListener): Job<GenerateResult>;
+  /** Cancel a queued or running job; resolves to whether it was still pending. */
+  cancel(jobId: string): Promise<boolean>;
+}
 
 /** Id of events about the worker itself (it crashed) rather than about one request. */
 export const WORKER_ID = 'worker';
@@ -84,9 +166,3 @@ export const WORKER_ID = 'worker';
 export function assertNever(x: never): never {
   throw new Error(`Unexpected value: ${JSON.stringify(x)}`);
 }
-
-export const LIMITS = {
-  steps: { min: 1, max: 50 },
-  guidance: { min: 1, max: 12 },
-  promptChars: 10_000,
-} as const;

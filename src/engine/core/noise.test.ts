@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { gaussianNoise, initialLatents, mulberry32 } from './noise';
-import { f32, loadFixtures } from './testing/fixtures';
+import { f32, loadFixtures } from '../testing/fixtures';
 
 describe('seeded noise', () => {
   it('is bit-identical to the Python generator for every fixture seed', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { eulerStep, getSigmas, getTimesteps, shiftSigma } from './scheduler';
-import { loadFixtures } from './testing/fixtures';
+import { loadFixtures } from '../testing/fixtures';
 
 describe('flow-matching sigmas', () => {
   it("matches DESIGN.md's check values for 28 steps at shift 3", () => {

@@ -1,0 +1,216 @@
+/**
+ * The engine (worker side of ImageEngine): model folders -> verified files -> a family's
+ * LoadedModel -> images. Jobs run one at a time through the JobQueue.
+ */
+import { detectFamily, FAMILIES } from '../families';
+import { badRequest, CancelledError, modelError, notReady } from '../errors';
+import type { BackendInfo, GeneratedImage, GenerateResult, ImageEngine, Job, JobListener, LoadOptions, LoadResult, ModelInfo } from '../protocol';
+import { parseGenerateParams, type GenerateParams, type GenerateRequestParams, type ResolvedGenerateParams } from '../schema';
+import type { FamilyContext, LoadedModel, ModelFamily } from './family';
+import { FileStore, type Fetcher } from './files';
+import { componentFiles, openFolder, readComponentJson, type ModelFolder } from './folder';
+import { JobQueue } from './jobs';
+import { runPipeline } from './pipeline';
+import { createRunner, selectBackend, webgpuDeviceInUse } from './sessions';
+import { defaultStorage, type ModelStorage } from './storage';
+import { TextTokenizer } from './tokenizer';
+
+export interface EngineOptions {
+  storage?: ModelStorage;
+  fetcher?: Fetcher;
+  families?: readonly ModelFamily[];
+}
+
+export interface Current {
+  info: ModelInfo;
+  model: LoadedModel;
+  backend: BackendInfo;
+}
+
+const noop: JobListener = () => undefined;
+
+function checkAbort(signal: AbortSignal): void {
+  if (signal.aborted) throw new CancelledError('Loading the model');
+}
+
+/** Graph files of a component: model.onnx plus its external data (every other non-JSON file). */
+function graphFiles(folder: ModelFolder, component: string) {
+  const files = componentFiles(folder, component);
+  const graph = files.get('model.onnx');
+  if (!graph) throw modelError(`The model folder has no ${component}/model.onnx.`, 'Use a complete model folder (docs/model-folder.md).');
+  const external = [...files].filter(([name]) => name !== 'model.onnx' && !name.endsWith('.json') && !name.endsWith('.onnx') && !name.includes('/'));
+  return { graph, external };
+}
+
+export class Engine implements ImageEngine {
+  private queue = new JobQueue();
+  private current: Current | null = null;
+  private deps: LoadDeps;
+
+  constructor(opts: EngineOptions = {}) {
+    const fetcher = opts.fetcher ?? ((url, init) => fetch(url, init));
+    this.deps = { fetcher, store: new FileStore(opts.storage ?? defaultStorage(), fetcher), families: opts.families ?? FAMILIES };
+  }
+
+  get ready(): boolean {
+    return this.current !== null;
+  }
+
+  load(options: LoadOptions, listener: JobListener = noop, id?: string): Job<LoadResult> {
+    return this.queue.add(
+      'load',
+      async (signal) => {
+        const t0 = performance.now();
+        const next = await openModel(options, this.deps, signal, listener);
+        // only now replace the previous model: a failed or cancelled load leaves it in place
+        await this.dispose();
+        this.current = next;
+        return { request: 'load', model: next.info, backend: next.backend, loadMs: performance.now() - t0 };
+      },
+      listener,
+      id,
+    );
+  }
+
+  generate(params: GenerateRequestParams | GenerateParams, listener: JobListener = noop, id?: string): Job<GenerateResult> {
+    return this.queue.add('generate', (signal) => this.runGenerate(params, signal, listener), listener, id);
+  }
+
+  async cancel(jobId: string): Promise<boolean> {
+    return this.queue.cancel(jobId);
+  }
+
+  async dispose(): Promise<void> {
+    const c = this.current;
+    this.current = null;
+    await c?.model.dispose();
+  }
+
+  private async runGenerate(raw: GenerateRequestParams | GenerateParams, signal: AbortSignal, emit: JobListener): Promise<GenerateResult> {
+    const parsed = parseGenerateParams(raw);
+    const c = this.current;
+    if (!c) throw notReady();
+    const params = resolveParams(parsed, c.info);
+    const seeds = Array.from({ length: params.numImagesPerPrompt }, (_, b) => (params.seed + b) >>> 0);
+    const decoded: { index: number; image: GeneratedImage }[] = [];
+    const out = await runPipeline(c.model, params, parsed.image, {
+      signal,
+      onStep: (step, total, msPerStep) => emit({ type: 'progress', stage: 'denoise', step, total, msPerStep }),
+      onPreview: (index, step, total, image) => emit({ type: 'preview', index, step, total, image }),
+      onImage: (index, image) => decoded.push({ index, image }),
+    });
+    // each image with the exact settings that make it again on its own (its seed, a batch of one)
+    for (const { index, image } of decoded) {
+      emit({ type: 'image', index, image, params: { ...params, seed: seeds[index], numImagesPerPrompt: 1 }, modelId: c.info.id, shift: c.info.scheduler.shift, timings: out.timings });
+    }
+    return { request: 'generate', seeds, timings: out.timings };
+  }
+}
+
+/** The request's values, or the model's defaults; checked against the model's own limits. */
+export function resolveParams(p: GenerateParams, info: ModelInfo): ResolvedGenerateParams {
+  const { defaults, limits } = info;
+  const r: ResolvedGenerateParams = {
+    prompt: p.prompt,
+    negativePrompt: p.negativePrompt,
+    numInferenceSteps: p.numInferenceSteps ?? defaults.numInferenceSteps,
+    guidanceScale: p.guidanceScale ?? defaults.guidanceScale,
+    seed: p.seed ?? crypto.getRandomValues(new Uint32Array(1))[0],
+    numImagesPerPrompt: p.numImagesPerPrompt,
+    width: p.width ?? p.image?.width ?? defaults.width,
+    height: p.height ?? p.image?.height ?? defaults.height,
+    strength: p.strength,
+    previewEvery: p.previewEvery,
+    imageToImage: p.image !== undefined,
+  };
+  for (const key of ['numInferenceSteps', 'guidanceScale', 'numImagesPerPrompt'] as const) {
+    const { min, max } = limits[key];
+    if (r[key] < min || r[key] > max) throw badRequest(`"${key}" is ${r[key]}; ${info.name} allows ${min} to ${max}.`, `Set ${key} between ${min} and ${max}.`);
+  }
+  if (!limits.sizes.some(([w, h]) => w === r.width && h === r.height)) {
+    throw badRequest(`${info.name} cannot make ${r.width}x${r.height} images.`, `Use one of: ${limits.sizes.map(([w, h]) => `${w}x${h}`).join(', ')}.`);
+  }
+  if (p.image && (p.image.width !== r.width || p.image.height !== r.height)) {
+    throw badRequest(`The init image is ${p.image.width}x${p.image.height} but the request asks for ${r.width}x${r.height}.`, 'Resize the image to the output size first.');
+  }
+  if (p.image && !info.imageToImage) {
+    throw badRequest(`${info.name} has no VAE encoder, so it cannot start from an image.`, 'Remove the init image, or load a model with a vae_encoder.');
+  }
+  return r;
+}
+
+/** Everything a load needs besides its options. */
+export interface LoadDeps {
+  store: FileStore;
+  fetcher: Fetcher;
+  families: readonly ModelFamily[];
+}
+
+/** Open a model folder as a LoadedModel on the best backend: the load job, minus the swap. */
+export async function openModel(options: LoadOptions, deps: LoadDeps, signal: AbortSignal, emit: JobListener = noop): Promise<Current> {
+  const prepare = (message: string) => emit({ type: 'progress', stage: 'prepare', message });
+
+  // 1. the folder: file list (manifest.json or the Hub's tree listing) and model_index.json
+  prepare('Reading the model folder');
+  const folder = await openFolder(options.modelUrl, deps.store, deps.fetcher, signal);
+
+  // 2. its family, before any large download, so an unsupported model costs nothing
+  const family = detectFamily(folder, deps.families);
+
+  // 3. the backend
+  let backend = await selectBackend(options.backend);
+  emit({ type: 'backend', info: backend });
+
+  // 4. every file of the components the family uses, into storage with byte progress
+  const used = [...family.requiredComponents, ...family.optionalComponents.filter((c) => folder.components.includes(c))];
+  for (const [path, spec] of folder.files) {
+    if (!used.some((c) => path.startsWith(c + '/'))) continue;
+    await deps.store.ensure(spec, (loaded, total) => emit({ type: 'progress', stage: 'download', file: path, loaded, total }), signal);
+  }
+  checkAbort(signal);
+
+  // 5. sessions; in auto mode a WebGPU failure falls back to WASM and says why
+  let model: LoadedModel;
+  try {
+    prepare(`Starting ${backend.backend === 'webgpu' ? 'WebGPU' : 'WASM'} sessions`);
+    model = await family.load(familyContext(deps.store, folder, backend.backend, signal, prepare));
+    if (backend.backend === 'webgpu' && !webgpuDeviceInUse()) {
+      await model.dispose();
+      throw modelError('ONNX Runtime did not open a WebGPU device for the transformer.', 'Reload, or use the WASM backend (?backend=wasm).');
+    }
+  } catch (e) {
+    if (signal.aborted || backend.backend !== 'webgpu' || options.backend === 'webgpu') throw e;
+    backend = { backend: 'wasm', threads: backend.threads, fallbackReason: `WebGPU failed: ${(e as Error).message}` };
+    emit({ type: 'backend', info: backend });
+    model = await family.load(familyContext(deps.store, folder, 'wasm', signal, prepare));
+  }
+  if (signal.aborted) {
+    await model.dispose();
+    throw new CancelledError('Loading the model');
+  }
+  return { info: { id: folder.id, name: folder.name, family: family.name, ...model.info }, model, backend };
+}
+
+function familyContext(store: FileStore, folder: ModelFolder, backend: 'webgpu' | 'wasm', signal: AbortSignal, progress: (m: string) => void): FamilyContext {
+  return {
+    folder,
+    store,
+    signal,
+    progress,
+    readJson: (component, file) => readComponentJson(folder, store, component, file, signal),
+    async tokenizer(component) {
+      const config = await readComponentJson(folder, store, component, 'tokenizer_config.json', signal);
+      const json = await readComponentJson(folder, store, component, 'tokenizer.json', signal);
+      return { tokenizer: TextTokenizer.create(json, config, `${component}/`), config };
+    },
+    async openGraph(component, contract, options = {}) {
+      checkAbort(signal);
+      const { graph, external } = graphFiles(folder, component);
+      // bytes live only until the session holds them
+      const externalData = [];
+      for (const [path, spec] of external) externalData.push({ path, data: await store.read(spec, signal) });
+      const model = await store.read(graph, signal);
+      return createRunner({ name: `${component}/model.onnx`, model, externalData }, options.backend ?? backend, contract);
+    },
+  };
+}

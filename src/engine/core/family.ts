@@ -1,0 +1,69 @@
+/**
+ * What a model family is to the core. A family (src/engine/families/<name>/) recognises its model
+ * folders, says which components it needs, and turns its components into a LoadedModel: text ->
+ * conditioning, latent shape, scheduler and VAE facts, limits and defaults. The core (folder,
+ * files, sessions, pipeline, engine) never names a family.
+ */
+import type { ModelInfo } from '../protocol';
+import type { FloatTensor, GraphRunner, HostTensor } from './tensor';
+import type { FileStore } from './files';
+import type { ModelFolder } from './folder';
+import type { TextTokenizer } from './tokenizer';
+
+/** Named transformer inputs for a batch of prompts (dim 0 = batch), e.g. encoder_hidden_states. */
+export type Conditioning = Record<string, FloatTensor>;
+
+export interface GraphContract {
+  inputs: readonly string[];
+  outputs: readonly string[];
+}
+
+/** What the core offers a family while it loads. */
+export interface FamilyContext {
+  folder: ModelFolder;
+  store: FileStore;
+  signal?: AbortSignal;
+  /** Open `<component>/model.onnx` (with its external data) and check its names. */
+  openGraph(component: string, contract: GraphContract, options?: { backend?: 'wasm' }): Promise<GraphRunner>;
+  /** A component's JSON file, verified and parsed. */
+  readJson<T = Record<string, unknown>>(component: string, file?: string): Promise<T>;
+  /** A tokenizer from a component folder's tokenizer.json + tokenizer_config.json. */
+  tokenizer(component: string): Promise<{ tokenizer: TextTokenizer; config: Record<string, unknown> }>;
+  progress(message: string): void;
+}
+
+/** A loaded model as the pipeline drives it. */
+export interface LoadedModel {
+  info: Omit<ModelInfo, 'id' | 'name' | 'family'>;
+  vae: { scalingFactor: number; shiftFactor: number };
+  /** [C, h, w] of one latent image of width x height pixels. */
+  latentShape(width: number, height: number): [number, number, number];
+  /** Conditioning for a batch of prompts, in order. */
+  encodePrompts(prompts: string[]): Promise<Conditioning>;
+  /** The transformer's feeds for one step; its output is the velocity, [B, C, h, w]. */
+  transformerFeeds(latents: FloatTensor, timestep: number, cond: Conditioning): Record<string, HostTensor>;
+  transformer: GraphRunner;
+  /** Output name of the transformer's velocity. */
+  velocityOutput: string;
+  vaeDecoder: GraphRunner;
+  /** Present when the folder has a vae_encoder (image-to-image). */
+  vaeEncoder: GraphRunner | null;
+  dispose(): Promise<void>;
+}
+
+export interface ModelFamily {
+  readonly name: string;
+  /** Whether a folder is this family's, from model_index.json (and the manifest's `family`). */
+  detect(folder: ModelFolder): boolean;
+  /** Components that must be in the folder, checked before any download. */
+  requiredComponents: readonly string[];
+  /** Components used when present. */
+  optionalComponents: readonly string[];
+  load(ctx: FamilyContext): Promise<LoadedModel>;
+}
+
+/** The SD3-style transformer contract (DESIGN.md §2), shared by the families that follow it. */
+export function sd3TransformerFeeds(latents: FloatTensor, timestep: number, cond: Conditioning): Record<string, HostTensor> {
+  const B = latents.dims[0];
+  return { ...cond, hidden_states: latents, timestep: { data: new Float32Array(B).fill(timestep), dims: [B] } };
+}

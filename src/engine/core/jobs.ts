@@ -1,0 +1,90 @@
+/**
+ * The engine's job queue: loads and generates run one at a time in the order they came; any job,
+ * queued or running, can be cancelled. The busy rule lives here and nowhere else.
+ */
+import { CancelledError, EngineError } from '../errors';
+import type { Job, JobListener } from '../protocol';
+
+/** Jobs waiting behind the running one; more is a BusyError (a runaway caller, not a person). */
+export const MAX_QUEUED = 16;
+
+interface Entry {
+  id: string;
+  what: string;
+  start: () => void;
+  controller: AbortController;
+  fail: (e: unknown) => void;
+}
+
+let counter = 0;
+export const nextJobId = (kind: string) => `${kind}-${Date.now().toString(36)}-${(counter++).toString(36)}`;
+
+export class JobQueue {
+  private waiting: Entry[] = [];
+  private running: Entry | null = null;
+
+  /** Queue `run`; it gets an AbortSignal that fires when the job is cancelled. */
+  add<R>(kind: 'load' | 'generate', run: (signal: AbortSignal) => Promise<R>, listener: JobListener | undefined, id = nextJobId(kind)): Job<R> {
+    const what = kind === 'load' ? 'Loading the model' : 'Generation';
+    if (this.waiting.length >= MAX_QUEUED) {
+      const result = Promise.reject(new EngineError('BusyError', `${MAX_QUEUED} jobs are already waiting.`, 'Wait for the queued images to finish, or cancel some.'));
+      return { id, result };
+    }
+    const controller = new AbortController();
+    const result = new Promise<R>((resolve, reject) => {
+      const entry: Entry = {
+        id,
+        what,
+        controller,
+        fail: reject,
+        start: () => {
+          // the queue moves on before the caller hears the outcome, so it sees a settled queue
+          const settle = () => {
+            this.running = null;
+            this.next();
+          };
+          run(controller.signal).then(
+            (r) => {
+              settle();
+              resolve(r);
+            },
+            (e) => {
+              settle();
+              reject(controller.signal.aborted && !(e instanceof EngineError) ? new CancelledError(what) : e);
+            },
+          );
+        },
+      };
+      this.waiting.push(entry);
+    });
+    if (this.running) listener?.({ type: 'progress', stage: 'queued', position: this.waiting.length });
+    this.next();
+    return { id, result };
+  }
+
+  /** Cancel a job by id: a queued one ends at once, a running one at its next check. */
+  cancel(id: string): boolean {
+    if (this.running?.id === id) {
+      this.running.controller.abort();
+      return true;
+    }
+    const i = this.waiting.findIndex((e) => e.id === id);
+    if (i < 0) return false;
+    const [entry] = this.waiting.splice(i, 1);
+    entry.controller.abort();
+    entry.fail(new CancelledError(`${entry.what} (still queued)`));
+    return true;
+  }
+
+  get busy(): boolean {
+    return this.running !== null;
+  }
+
+  private next(): void {
+    if (this.running) return;
+    const entry = this.waiting.shift();
+    if (!entry) return;
+    this.running = entry;
+    entry.start();
+  }
+}

@@ -1,0 +1,61 @@
+/**
+ * Where model files live between visits. The interface is the Cache API's own three methods, so
+ * the browser implementation is a pass-through.
+ *
+ * Why the Cache API and not OPFS: it is available in windows and workers in every browser, takes a
+ * streamed Response body (a multi-GB file goes to disk chunk by chunk, never whole in memory), hands
+ * it back as a stream, counts against the same origin quota as OPFS (Chrome: up to ~60% of the disk),
+ * and needs no worker-only sync handles. A file is stored under a key that includes its sha256, and
+ * only after the streamed hash matched; reads are hashed again before use.
+ */
+export interface ModelStorage {
+  match(key: string): Promise<Response | undefined>;
+  put(key: string, response: Response): Promise<void>;
+  delete(key: string): Promise<boolean>;
+}
+
+export class BrowserStorage implements ModelStorage {
+  constructor(private name = 'webdit-models-v2') {}
+
+  async match(key: string) {
+    try {
+      return await (await caches.open(this.name)).match(key);
+    } catch {
+      return undefined; // storage disabled (some private windows): download instead
+    }
+  }
+
+  async put(key: string, response: Response) {
+    await (await caches.open(this.name)).put(key, response);
+  }
+
+  async delete(key: string) {
+    try {
+      return await (await caches.open(this.name)).delete(key);
+    } catch {
+      return false;
+    }
+  }
+}
+
+/** In-memory storage, for Node and for browsers without the Cache API. */
+export class MemoryStorage implements ModelStorage {
+  readonly entries = new Map<string, Uint8Array>();
+
+  async match(key: string) {
+    const bytes = this.entries.get(key);
+    return bytes ? new Response(bytes as BlobPart) : undefined;
+  }
+
+  async put(key: string, response: Response) {
+    this.entries.set(key, new Uint8Array(await response.arrayBuffer()));
+  }
+
+  async delete(key: string) {
+    return this.entries.delete(key);
+  }
+}
+
+export function defaultStorage(): ModelStorage {
+  return typeof caches !== 'undefined' ? new BrowserStorage() : new MemoryStorage();
+}

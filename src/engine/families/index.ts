@@ -1,0 +1,26 @@
+/**
+ * The registry of model families. Adding a family = a folder under families/ and one line here;
+ * the core never changes.
+ */
+import type { ModelFamily } from '../core/family';
+import type { ModelFolder } from '../core/folder';
+import { modelError } from '../errors';
+import { webdit } from './webdit';
+
+export const FAMILIES: readonly ModelFamily[] = [webdit];
+
+/** The family of a folder, checked before any large download, with its components present. */
+export function detectFamily(folder: ModelFolder, families: readonly ModelFamily[] = FAMILIES): ModelFamily {
+  const family = families.find((f) => f.detect(folder));
+  if (!family) {
+    throw modelError(
+      `This model (${folder.index._class_name}${folder.manifest?.family ? `, family "${folder.manifest.family}"` : ''}) is not supported by this version of WebDiT (supported: ${families.map((f) => f.name).join(', ')}).`,
+      'Load a model of a supported family, or update the studio.',
+    );
+  }
+  const missing = family.requiredComponents.filter((c) => !folder.components.includes(c) || ![...folder.files.keys()].some((p) => p.startsWith(c + '/')));
+  if (missing.length) {
+    throw modelError(`The ${family.name} model at ${folder.base} lacks the component(s) ${missing.join(', ')}.`, 'Use a complete model folder (docs/model-folder.md lists the components).');
+  }
+  return family;
+}
