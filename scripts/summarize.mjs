@@ -20,15 +20,18 @@ function account(name, p, f) {
 // typecheck: one check
 if (rc('tsc') === 0) passed += 1; else { failed += 1; notes.push('tsc: type errors'); }
 
-try {
-  const v = JSON.parse(read('vitest.json'));
-  account('vitest', v.numPassedTests, v.numFailedTests + v.numPendingTests + v.numTodoTests);
-} catch { account('vitest', null, 0); }
+for (const name of ['vitest', 'vitest-toy']) {
+  try {
+    const v = JSON.parse(read(`${name}.json`));
+    account(name, v.numPassedTests, v.numFailedTests + v.numPendingTests + v.numTodoTests);
+  } catch { account(name, null, 0); }
+}
 
 try {
   const x = read('pytest.xml');
-  const suite = x.match(/<testsuite\b[^>]*>/)[0];
-  const n = (k) => Number((suite.match(new RegExp(`\\b${k}="(\\d+)"`)) ?? [0, 0])[1]);
+  // every <testsuite> counts, not only the first
+  const suites = x.match(/<testsuite\b[^>]*>/g);
+  const n = (k) => suites.reduce((sum, suite) => sum + Number((suite.match(new RegExp(`\\b${k}="(\\d+)"`)) ?? [0, 0])[1]), 0);
   const bad = n('failures') + n('errors') + n('skipped'); // a skipped test is not a passing one
   account('pytest', n('tests') - bad, bad);
 } catch { account('pytest', null, 0); }

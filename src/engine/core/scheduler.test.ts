@@ -18,9 +18,11 @@ describe('flow-matching sigmas', () => {
     }
   });
 
-  it('gives timesteps = sigma * 1000 without the final zero', () => {
-    const s = getSigmas(4, 1);
-    expect(Array.from(getTimesteps(s))).toEqual(Array.from(s.slice(0, 4)).map((x) => Math.fround(x * 1000)));
+  it("gives the model's timesteps from DESIGN.md's check values, without the final zero", () => {
+    const t = getTimesteps(getSigmas(28, 3));
+    expect(t.length).toBe(28);
+    [1000, 987.38, 974.11, 960.13].forEach((v, i) => expect(t[i]).toBeCloseTo(v, 1));
+    expect(t[27]).toBeCloseTo(8.9286, 3);
   });
 
   it('rejects step counts and shifts that make no schedule', () => {
