@@ -1,11 +1,11 @@
 """Writes the model card (README.md) of the exported model folder from the run's log, the
-manifest and evaluation.json, so every number in it is the one the recipe printed."""
+folder's manifest and configs, and evaluation.json, so every number in it is the one the recipe printed."""
 import datetime
-import json
 import os
 import re
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+from .config import EVAL_SEED
+from .export import read_json, vae_scale_factor
 
 
 def stage_seconds(run):
@@ -25,41 +25,52 @@ def stage_seconds(run):
     return times
 
 
-def write(run, P, out, res):
-    with open(os.path.join(out, "manifest.json")) as f:
-        m = json.load(f)
+def n_params(module):
+    return sum(p.numel() for p in module.parameters())
+
+
+def write(run, P, preset, out, res, models):
+    """models: pipeline.Models (for the parameter counts); res: evaluate.evaluate()'s result."""
+    m = read_json(os.path.join(out, "manifest.json"))
+    tr = read_json(os.path.join(out, "transformer", "config.json"))
+    vae = read_json(os.path.join(out, "vae_decoder", "config.json"))
+    te = read_json(os.path.join(out, "text_encoder", "config.json"))
+    sched = read_json(os.path.join(out, "scheduler", "scheduler_config.json"))
+    image, f, C, p = vae["sample_size"], vae_scale_factor(vae), vae["latent_channels"], tr["patch_size"]
+    tokens = (tr["sample_size"] // p) ** 2
     secs = stage_seconds(run)
     size = sum(v["bytes"] for v in m["files"].values())
     sh, em, rt = res["shapes"], res["emoji"], res["retrieval"]
     d = m["defaults"]
     abl_path = os.path.join(out, "vae_ablation.json")
     if os.path.exists(abl_path):
-        abl = json.load(open(abl_path))
+        abl = read_json(abl_path)
         rows = " | ".join(f"C={c}: {v} dB" for c, v in abl["psnr_db"].items())
-        ablation = (f"Latent channels, measured by `training/vae_ablation.py` (same VAE, {abl['steps']} steps x {abl['batch']}, "
-                    f"PSNR on {abl['val_images']} held-out images): {rows}. We ship C={m['latent_channels']}: best at equal budget here, "
-                    f"and the DiT's token input stays small ({m['patch_size']}x{m['patch_size']}x{m['latent_channels']} values); "
-                    "the full 2000-step training of C=8 reached the PSNR below.")
+        ablation = (f"Latent channels, measured by `training/vae_ablation.py` (same VAE recipe, {abl['steps']} steps x {abl['batch']}, "
+                    f"PSNR on {abl['val_images']} held-out images): {rows}. We ship C={C}: best at equal budget here, "
+                    f"and the DiT's token input stays small ({p}x{p}x{C} values); "
+                    f"the full {P.vae_steps}-step training of C={C} reached the PSNR below.")
     else:
         ablation = "Latent channel ablation: run `training/vae_ablation.py`."
-    sweep = "\n".join(f"| {r['steps']} | {r['guidance']} | {r['shift']} | {r['shapes_held_in']['colour']:.2f} / {r['shapes_held_in']['shape']:.2f} | "
+    sweep = "\n".join(f"| {r['num_inference_steps']} | {r['guidance_scale']} | {r['shift']} | {r['shapes_held_in']['colour']:.2f} / {r['shapes_held_in']['shape']:.2f} | "
                       f"{r['shapes_held_out']['colour']:.2f} / {r['shapes_held_out']['shape']:.2f} | {r['emoji_top5_clip']:.2f} | {r['score']:.3f} |"
                       for r in res["sweep"])
     text = f"""# {m['name']} (`{m['id']}`)
 
 WebDiT's own default text-to-image model: a KL VAE, a CLIP-style text encoder and a diffusion
 transformer (DiT) trained with rectified flow matching, the recipe of Stable Diffusion 3 at a
-tiny size. It makes {m['image_size']}x{m['image_size']} emoji in three styles and simple shape scenes.
-Made by `training/train.py --preset {m.get('preset', 'cpu')}` (one command, resumable).
+tiny size. It makes {image}x{image} emoji in three styles and simple shape scenes.
+Made by `training/train.py --preset {preset}` (one command, resumable).
 
 ![samples](samples.png)
 
-*First 32: shape prompts (held-in, then held-out colour x shape); last 32: emoji prompts. Defaults, seeds 1000+.*
+*First 32: shape prompts (held-in, then held-out colour x shape); last 32: emoji prompts. Defaults, seeds {EVAL_SEED}+.*
 
 ## Use
 
-Open the WebDiT studio: this folder is embedded and loads with the page. Defaults: {d['steps']} Euler steps,
-guidance (CFG) {d['guidance_scale']}, shift {m['scheduler']['shift']} (chosen by the sweep below).
+Open the WebDiT studio: this folder is embedded and loads with the page. Defaults: {d['num_inference_steps']} Euler steps,
+guidance (CFG) {d['guidance_scale']}, shift {sched['shift']} (chosen by the sweep below). Image-to-image
+uses `vae_encoder/` (strength 1 = from noise).
 Prompts that work: `"a large red heart in the center on a white background"`,
 `"cat face, noto style"`, `"rocket, fluent style"`, `"🐱 twemoji style"`.
 
@@ -67,14 +78,16 @@ Prompts that work: `"a large red heart in the center on a white background"`,
 
 | part | graph | parameters | details |
 |---|---|---|---|
-| DiT | `transformer.onnx` | {m['params']['transformer']:,} | latent {m['latent_channels']}x{m['latent_size']}x{m['latent_size']}, patch {m['patch_size']} -> {(m['latent_size'] // m['patch_size']) ** 2} tokens, width {m['dit']['hidden']}, depth {m['dit']['depth']}, {m['dit']['heads']} heads; self-attention, cross-attention to the text tokens, adaLN-Zero from timestep + pooled text; predicts velocity |
-| VAE decoder | `vae_decoder.onnx` | {m['params']['vae_decoder']:,} | KL autoencoder, f=4, {m['latent_channels']} latent channels; scaling {m['scaling_factor']}, shift {m['shift_factor']} (from the data) |
-| text encoder | `text_encoder/onnx/text_model.onnx` | {m['params']['text_encoder']:,} | causal transformer, WordPiece vocabulary of {json.load(open(os.path.join(out, 'text_encoder', 'config.json')))['vocab_size']}, {m['text_max_length']} tokens, width {m['text_hidden_size']}, pooled projection {m['pooled_dim']}; trained contrastively (CLIP) against a small conv image tower |
+| DiT | `transformer/model.onnx` | {n_params(models.transformer):,} | latent {C}x{tr['sample_size']}x{tr['sample_size']}, patch {p} -> {tokens} tokens, width {tr['hidden_size']}, depth {tr['num_layers']}, {tr['num_attention_heads']} heads; self-attention, cross-attention to the text tokens, adaLN-Zero from timestep + pooled text; predicts velocity |
+| VAE decoder | `vae_decoder/model.onnx` | {n_params(models.vae.decoder):,} | KL autoencoder, f={f}, {C} latent channels; scaling {vae['scaling_factor']}, shift {vae['shift_factor']} (from the data) |
+| VAE encoder | `vae_encoder/model.onnx` | {n_params(models.vae.encoder):,} | image -> posterior mean (image-to-image) |
+| text encoder | `text_encoder/model.onnx` | {n_params(models.text_encoder):,} | causal transformer, WordPiece vocabulary of {te['vocab_size']} (`tokenizer/`), {te['max_position_embeddings']} tokens, width {te['hidden_size']}, pooled projection {te['projection_dim']}; trained contrastively (CLIP) against a small conv image tower |
 
-f=4 keeps the DiT at {(m['latent_size'] // m['patch_size']) ** 2} tokens (patch {m['patch_size']}), which is what makes a CFG step about 45 ms in
+f={f} keeps the DiT at {tokens} tokens (patch {p}), which is what makes a CFG step about 45 ms in
 WASM (`npm run bench`). {ablation}
 
-Files: {size / 1e6:.1f} MB in all (fp32 ONNX, opset 17), listed with bytes and sha256 in `manifest.json`.
+Files: {size / 1e6:.1f} MB in all (fp32 ONNX, opset 17), in diffusers' layout (`model_index.json`, one folder per
+component with its `config.json`), listed with bytes and sha256 in `manifest.json`.
 
 ## Training
 
@@ -117,9 +130,9 @@ Sampling sweep (a subset of prompts; the best score became the default):
 
 ## Limits
 
-- {m['image_size']}x{m['image_size']} only; emoji and simple shapes only: anything else comes out as an emoji-like blob.
+- {image}x{image} only; emoji and simple shapes only: anything else comes out as an emoji-like blob.
 - The text encoder knows only the words in its captions; unknown words are spelled out in
-  sub-word pieces it has rarely seen, and prompts longer than {m['text_max_length']} tokens are truncated.
+  sub-word pieces it has rarely seen, and prompts longer than {te['max_position_embeddings']} tokens are truncated.
 - Trained for minutes on a CPU: see the numbers above for where it falls short of the targets.
   More DiT steps (the `cuda` preset), a wider DiT and a longer CLIP run are what would close the gap.
 
@@ -129,7 +142,7 @@ Model weights: same licence as the WebDiT repository. Training images: Noto Emoj
 Twemoji graphics (CC-BY 4.0, by Twitter, Inc and other contributors), Fluent Emoji (MIT, Microsoft);
 names from CLDR via emojibase-data (Unicode License v3 / MIT). See `training/DATA.md`.
 
-_Generated {datetime.date.today().isoformat()} by training/modelcard.py._
+_Generated {datetime.date.today().isoformat()} by training/webdit/modelcard.py._
 """
     with open(os.path.join(out, "README.md"), "w") as f:
         f.write(text)

@@ -8,9 +8,15 @@ import random
 import numpy as np
 from PIL import Image, ImageDraw
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-CACHE = os.environ.get("WEBDIT_DATA_CACHE", os.path.join(HERE, "data", "cache"))
-SIZE = 64
+from .config import IMAGE_SIZE as SIZE
+
+TRAINING = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD_EMOJI = os.path.join(TRAINING, "data", "build_emoji.mjs")
+
+
+def default_cache():
+    """Where the rendered emoji live: $WEBDIT_DATA_CACHE, else training/data/cache (read when called)."""
+    return os.environ.get("WEBDIT_DATA_CACHE") or os.path.join(TRAINING, "data", "cache")
 
 COLOURS = {  # foreground colours: named, well apart so a rule-based checker can tell them apart
     "red": (220, 30, 30), "orange": (255, 140, 0), "yellow": (250, 220, 0), "green": (30, 160, 50),
@@ -32,11 +38,10 @@ POSITIONS = {  # phrase -> centre
 # Never trained on, alone or in pairs: they measure composition (colour x shape generalisation).
 HELD_OUT = [("blue", "star"), ("green", "heart"), ("yellow", "triangle"),
             ("purple", "circle"), ("orange", "ring"), ("pink", "square")]
-STYLES = {"noto": "noto", "twemoji": "twemoji", "fluent": "fluent"}
 
 
 def to_tensor_images(u8):
-    """(N,64,64,3) uint8 -> (N,3,64,64) float in [-1,1], the models' pixel range."""
+    """(N,H,W,3) uint8 -> (N,3,H,W) float in [-1,1], the models' pixel range."""
     import torch
     return torch.from_numpy(u8).permute(0, 3, 1, 2).float() / 127.5 - 1
 
@@ -102,15 +107,15 @@ def scene_caption(objs, bg):
     return " and ".join(describe(o) for o in objs) + f" on a {bg} background"
 
 
-def random_scene(rng, held_out_ok=False, n_objs=None):
+def random_scene(rng):
     bg = rng.choice(list(BACKGROUNDS))
-    n = n_objs or (1 if rng.random() < 0.6 else 2)
+    n = 1 if rng.random() < 0.6 else 2
     positions = rng.sample(list(POSITIONS), n)
     objs = []
     for pos in positions:
         while True:
             colour, shape = rng.choice(fg_choices(bg)), rng.choice(SHAPES)
-            if held_out_ok or (colour, shape) not in HELD_OUT:
+            if (colour, shape) not in HELD_OUT:
                 break
         size = rng.choice(list(SIZES)) if n == 1 else rng.choice(["small", "medium"])
         objs.append((shape, colour, size, pos))
@@ -131,30 +136,30 @@ def shape_dataset(n, seed=0):
 
 
 def emoji_captions(item):
-    label, style = item["label"], STYLES[item["style"]]
+    label, style = item["label"], item["style"]
     tags = ", ".join(item["tags"][:3])
     return [f"{label}, {style} style", f"an emoji of {label} in {style} style",
             f"{label}" + (f", {tags}" if tags else ""), f"{item['emoji']} {style} style"]
 
 
-def build_emoji_cache():
+def build_emoji_cache(cache, limit=None):
     """Render the emoji images from the npm packages (node; needs `npm install` first)."""
     import subprocess
-    script = os.path.join(HERE, "data", "build_emoji.mjs")
-    p = subprocess.run(["node", script, CACHE], cwd=os.path.dirname(HERE), capture_output=True, text=True)
+    args = ["node", BUILD_EMOJI, cache] + ([str(limit)] if limit else [])
+    p = subprocess.run(args, cwd=os.path.dirname(TRAINING), capture_output=True, text=True)
     if p.returncode != 0:
         raise RuntimeError(f"building the emoji images failed:\n{p.stderr[-2000:]}\n"
                            "Run `npm install` first: the emoji packages are devDependencies.")
     print(p.stdout.strip())
 
 
-def load_emoji(limit=None):
-    path = os.path.join(CACHE, "emoji.json")
+def load_emoji(cache, limit=None):
+    path = os.path.join(cache, "emoji.json")
     if not os.path.exists(path):
-        build_emoji_cache()
+        build_emoji_cache(cache)
     with open(path) as f:
         meta = json.load(f)["items"]
-    imgs = np.fromfile(os.path.join(CACHE, "emoji.u8"), np.uint8).reshape(-1, SIZE, SIZE, 3)
+    imgs = np.fromfile(os.path.join(cache, "emoji.u8"), np.uint8).reshape(-1, SIZE, SIZE, 3)
     if limit:
         imgs, meta = imgs[:limit], meta[:limit]
     caps = [emoji_captions(m) for m in meta]
@@ -163,9 +168,10 @@ def load_emoji(limit=None):
     return imgs, caps, meta
 
 
-def build(n_shapes, emoji_limit=None, seed=0):
-    """Returns images (N,64,64,3) uint8, captions (list of lists), meta, and a boolean val mask."""
-    e_imgs, e_caps, e_meta = load_emoji(emoji_limit)
+def build(n_shapes, emoji_limit=None, seed=0, cache=None):
+    """Returns images (N,64,64,3) uint8, captions (list of lists), meta, and a boolean val mask.
+    cache: the emoji folder (default_cache() when None)."""
+    e_imgs, e_caps, e_meta = load_emoji(cache or default_cache(), emoji_limit)
     s_imgs, s_caps, s_meta = shape_dataset(n_shapes, seed)
     imgs = np.concatenate([e_imgs, s_imgs])
     caps, meta = e_caps + s_caps, e_meta + s_meta

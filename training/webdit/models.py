@@ -1,30 +1,31 @@
 """WebDiT's three models: a KL VAE, a CLIP-style text encoder (+ image tower for training), and a
-DiT with cross-attention and adaLN-Zero that predicts flow-matching velocity.
+DiT with cross-attention and adaLN-Zero that predicts flow-matching velocity. Configs: config.py.
 
 Every LayerNorm is affine: torch 1.13 writes an invalid ONNX node for the non-affine kind."""
 import math
-from dataclasses import dataclass, asdict
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .config import DiTConfig, TextConfig, VAEConfig
+
 
 # ---------------------------------------------------------------------------------------------
 # VAE
 # ---------------------------------------------------------------------------------------------
-@dataclass
-class VAEConfig:
-    in_channels: int = 3
-    latent_channels: int = 8
-    channels: tuple = (32, 64, 128)  # per resolution 64, 32, 16 (f = 4)
-
-
 class GroupNorm(nn.GroupNorm):
-    """Runs in fp32 under bf16 autocast (torch 1.13's CPU group_norm rejects mixed dtypes)."""
+    """GroupNorm with two-pass statistics in fp32. torch 1.13's CPU group_norm loses ~6e-4 on
+    images with large flat areas (a white background: a large mean over a small spread), where
+    onnxruntime and float64 agree to ~1e-5; centring first keeps PyTorch (fixtures) and the
+    graphs (browser) together. fp32 also under bf16 autocast, whose CPU kernel rejects mixed dtypes."""
 
-    def forward(self, x):
-        return super().forward(x.float())
+    def forward(self, x):  # (B,C,H,W)
+        x = x if x.dtype == torch.float32 else x.float()  # no Cast node in the exported graph
+        h = x.reshape(x.shape[0], self.num_groups, -1)  # (B,G,C/G*H*W)
+        h = h - h.mean(-1, keepdim=True)
+        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
+        return h.reshape(x.shape) * self.weight[:, None, None] + self.bias[:, None, None]
 
 
 class ResBlock(nn.Module):
@@ -43,29 +44,41 @@ class ResBlock(nn.Module):
 class Encoder(nn.Module):
     def __init__(self, cfg: VAEConfig):
         super().__init__()
-        c0, c1, c2 = cfg.channels
-        self.net = nn.Sequential(
-            nn.Conv2d(cfg.in_channels, c0, 3, padding=1), ResBlock(c0, c0),
-            nn.Conv2d(c0, c1, 3, stride=2, padding=1), ResBlock(c1, c1),
-            nn.Conv2d(c1, c2, 3, stride=2, padding=1), ResBlock(c2, c2), ResBlock(c2, c2),
-            GroupNorm(8, c2), nn.SiLU(), nn.Conv2d(c2, 2 * cfg.latent_channels, 3, padding=1))
+        ch = cfg.block_out_channels
+        layers = [nn.Conv2d(cfg.in_channels, ch[0], 3, padding=1), ResBlock(ch[0], ch[0])]
+        for cin, cout in zip(ch, ch[1:]):  # each level halves the resolution
+            layers += [nn.Conv2d(cin, cout, 3, stride=2, padding=1), ResBlock(cout, cout)]
+        layers += [ResBlock(ch[-1], ch[-1]), GroupNorm(8, ch[-1]), nn.SiLU(),
+                   nn.Conv2d(ch[-1], 2 * cfg.latent_channels, 3, padding=1)]
+        self.net = nn.Sequential(*layers)
 
-    def forward(self, x):  # (B,3,64,64) -> mean, logvar (B,C,16,16)
+    def forward(self, x):  # (B,3,H,W) -> mean, logvar (B,C,H/f,W/f)
         return self.net(x).chunk(2, dim=1)
 
 
 class Decoder(nn.Module):
     def __init__(self, cfg: VAEConfig):
         super().__init__()
-        c0, c1, c2 = cfg.channels
-        self.net = nn.Sequential(
-            nn.Conv2d(cfg.latent_channels, c2, 3, padding=1), ResBlock(c2, c2), ResBlock(c2, c2),
-            nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c2, c1, 3, padding=1), ResBlock(c1, c1),
-            nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c1, c0, 3, padding=1), ResBlock(c0, c0),
-            GroupNorm(8, c0), nn.SiLU(), nn.Conv2d(c0, cfg.in_channels, 3, padding=1))
+        ch = cfg.block_out_channels[::-1]
+        layers = [nn.Conv2d(cfg.latent_channels, ch[0], 3, padding=1), ResBlock(ch[0], ch[0]), ResBlock(ch[0], ch[0])]
+        for cin, cout in zip(ch, ch[1:]):
+            layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(cin, cout, 3, padding=1), ResBlock(cout, cout)]
+        layers += [GroupNorm(8, ch[-1]), nn.SiLU(), nn.Conv2d(ch[-1], cfg.in_channels, 3, padding=1)]
+        self.net = nn.Sequential(*layers)
 
-    def forward(self, z):  # (B,C,16,16) -> (B,3,64,64) in ~[-1,1]
+    def forward(self, z):  # (B,C,h,w) -> (B,3,h*f,w*f) in ~[-1,1]
         return self.net(z)
+
+
+class PosteriorMean(nn.Module):
+    """The encoder as the vae_encoder graph exports it: image in [-1,1] -> posterior mean (no sampling)."""
+
+    def __init__(self, encoder):
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, sample):  # (B,3,H,W) -> latent_sample (B,C,h,w)
+        return self.encoder(sample)[0]
 
 
 class VAE(nn.Module):
@@ -113,17 +126,6 @@ class MLP(nn.Sequential):
 # ---------------------------------------------------------------------------------------------
 # CLIP-style text encoder (causal transformer + projection) and its image tower
 # ---------------------------------------------------------------------------------------------
-@dataclass
-class TextConfig:
-    vocab_size: int = 4096
-    max_length: int = 32
-    width: int = 256
-    layers: int = 4
-    heads: int = 4
-    proj_dim: int = 256
-    pad_id: int = 0
-
-
 class TextBlock(nn.Module):
     def __init__(self, dim, heads):
         super().__init__()
@@ -163,42 +165,31 @@ class TextEncoder(nn.Module):
 class ImageTower(nn.Module):
     """Small conv net for the contrastive objective and for evaluation (CLIP image embeddings)."""
 
-    def __init__(self, proj_dim=256, ch=(32, 64, 128, 256)):
+    def __init__(self, cfg: TextConfig, image_size):
         super().__init__()
         layers, cin = [], 3
-        for c in ch:
+        for c in cfg.image_tower_channels:  # each halves the resolution
             layers += [nn.Conv2d(cin, c, 3, stride=2, padding=1), GroupNorm(8, c), nn.SiLU(),
                        nn.Conv2d(c, c, 3, padding=1), GroupNorm(8, c), nn.SiLU()]
             cin = c
         self.net = nn.Sequential(*layers)
-        self.proj = nn.Linear(cin * 16, proj_dim)
+        side = image_size // 2 ** len(cfg.image_tower_channels)
+        self.proj = nn.Linear(cin * side * side, cfg.proj_dim)
 
-    def forward(self, x):  # (B,3,64,64) in [-1,1] -> (B,P)
+    def forward(self, x):  # (B,3,H,W) in [-1,1] -> (B,P)
         return self.proj(self.net(x).flatten(1))
 
 
 class CLIP(nn.Module):
-    def __init__(self, tcfg: TextConfig):
+    def __init__(self, tcfg: TextConfig, image_size):
         super().__init__()
-        self.text, self.image = TextEncoder(tcfg), ImageTower(tcfg.proj_dim)
+        self.text, self.image = TextEncoder(tcfg), ImageTower(tcfg, image_size)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
 
 
 # ---------------------------------------------------------------------------------------------
 # DiT
 # ---------------------------------------------------------------------------------------------
-@dataclass
-class DiTConfig:
-    in_channels: int = 8
-    sample_size: int = 16
-    patch_size: int = 2
-    hidden: int = 256
-    depth: int = 6
-    heads: int = 4
-    context_dim: int = 256
-    pooled_dim: int = 256
-
-
 def sincos_2d(dim, n):  # (n*n, dim) fixed 2D position embedding, as in DiT
     def one(d, pos):
         omega = 1.0 / 10000 ** (torch.arange(d // 2, dtype=torch.float64) / (d / 2))
@@ -208,7 +199,7 @@ def sincos_2d(dim, n):  # (n*n, dim) fixed 2D position embedding, as in DiT
     return torch.cat([one(dim // 2, gy), one(dim // 2, gx)], 1).float()
 
 
-def timestep_embedding(t, dim):  # t (B,) in [0,1000] -> (B,dim)
+def timestep_embedding(t, dim):  # t (B,) in [0, num_train_timesteps] -> (B,dim)
     half = dim // 2
     freqs = torch.exp(-math.log(10000) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
     args = t.float()[:, None] * freqs[None]
@@ -244,7 +235,7 @@ class DiT(nn.Module):
         self.n = cfg.sample_size // p
         self.patch = nn.Conv2d(cfg.in_channels, D, p, stride=p)
         self.register_buffer("pos", sincos_2d(D, self.n)[None], persistent=False)  # (1,T,D)
-        self.t_mlp = nn.Sequential(nn.Linear(256, D), nn.SiLU(), nn.Linear(D, D))
+        self.t_mlp = nn.Sequential(nn.Linear(cfg.timestep_embed_dim, D), nn.SiLU(), nn.Linear(D, D))
         self.pool_mlp = nn.Sequential(nn.Linear(cfg.pooled_dim, D), nn.SiLU(), nn.Linear(D, D))
         self.ctx_ln = nn.LayerNorm(cfg.context_dim)
         self.blocks = nn.ModuleList(DiTBlock(D, cfg.heads, cfg.context_dim) for _ in range(cfg.depth))
@@ -258,7 +249,7 @@ class DiT(nn.Module):
         B, C, H, W = hidden_states.shape
         p = self.cfg.patch_size
         x = self.patch(hidden_states).flatten(2).transpose(1, 2) + self.pos  # (B,T,D)
-        c = self.t_mlp(timestep_embedding(timestep, 256)) + self.pool_mlp(pooled_projections)  # (B,D)
+        c = self.t_mlp(timestep_embedding(timestep, self.cfg.timestep_embed_dim)) + self.pool_mlp(pooled_projections)  # (B,D)
         ctx = self.ctx_ln(encoder_hidden_states)  # (B,L,Dc)
         for b in self.blocks:
             x = b(x, c, ctx)
@@ -267,11 +258,3 @@ class DiT(nn.Module):
         h, w = H // p, W // p
         x = x.reshape(B, h, w, p, p, C).permute(0, 5, 1, 3, 2, 4)  # (B,C,h,p,w,p)
         return x.reshape(B, C, H, W)
-
-
-def n_params(m):
-    return sum(p.numel() for p in m.parameters())
-
-
-def config_dict(cfg):
-    return asdict(cfg)
