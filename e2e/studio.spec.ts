@@ -1,20 +1,16 @@
 /**
  * A new user's session in real Chromium, once on WebGPU and once on WASM: the model loads with
  * the page, a prompt becomes the same image PyTorch makes for that seed, the PNG download
- * carries its parameters, and a run cancels within one step and leaves the studio usable.
+ * carries its parameters, a run cancels within one step and leaves the studio usable, and a
+ * batch shows its images as thumbnails, each with its own seed.
  */
-import { expect, test, type Page } from '@playwright/test';
+import { expect, test, type Page, type TestInfo } from '@playwright/test';
 import fs from 'node:fs';
-import path from 'node:path';
 import { readTextChunks } from '../src/png';
-import { psnr } from '../src/engine/testing/fixtures';
+import { loadFixtures, psnr, readManifest, type FixtureRun } from '../src/engine/testing/fixtures';
 
-const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
-const manifest = JSON.parse(fs.readFileSync(path.join(root, 'public/models/webdit-tiny/manifest.json'), 'utf8'));
-const fixtures = JSON.parse(
-  fs.readFileSync(process.env.WEBDIT_FIXTURES ?? path.join(root, 'src/engine/__fixtures__', `${manifest.id}.json`), 'utf8'),
-);
-type Run = { prompt: string; negativePrompt: string; seed: number; numInferenceSteps: number; guidanceScale: number; shift: number; rgb: { b64: string } };
+const manifest = readManifest();
+const fixtures = loadFixtures();
 
 /** Set a range slider the way a keyboard user does: focus, Home, then ArrowRight. */
 async function setSlider(page: Page, testId: string, value: number, min: number, step: number) {
@@ -25,7 +21,7 @@ async function setSlider(page: Page, testId: string, value: number, min: number,
   await expect(slider).toHaveValue(String(value));
 }
 
-async function setParams(page: Page, run: Pick<Run, 'prompt' | 'negativePrompt' | 'seed' | 'numInferenceSteps' | 'guidanceScale'>) {
+async function setParams(page: Page, run: FixtureRun) {
   await page.getByTestId('prompt').fill(run.prompt);
   await page.getByTestId('negative-prompt').fill(run.negativePrompt);
   await setSlider(page, 'steps', run.numInferenceSteps, 1, 1);
@@ -44,31 +40,65 @@ async function canvasRGB(page: Page): Promise<number[]> {
   });
 }
 
-test('a new user generates, downloads, cancels and generates again', async ({ page }, info) => {
+const appState = (page: Page) => page.locator('[data-state]').first();
+
+/** The project's backend and the fixture run it can afford. */
+function setup(info: TestInfo): { backend: 'webgpu' | 'wasm'; run: FixtureRun } {
   const backend = info.project.metadata.backend as 'webgpu' | 'wasm';
   // WebGPU on SwiftShader runs shaders on the CPU: prove correctness with a 3-step run there
-  const run: Run = backend === 'webgpu' ? fixtures.runs[2] : fixtures.runs[0];
+  return { backend, run: backend === 'webgpu' ? fixtures.runs[2] : fixtures.runs[0] };
+}
+
+/** Page errors, and requests to any origin but ours (page, worker, ORT's .wasm, model files must all be ours). */
+function watch(page: Page, info: TestInfo): { errors: string[]; foreign: string[] } {
   const errors: string[] = [];
-  page.on('pageerror', (e) => errors.push(e.message));
-  // everything (page, worker, ORT's .wasm, model files) must come from our own origin
   const foreign: string[] = [];
+  page.on('pageerror', (e) => errors.push(e.message));
   page.context().on('request', (r) => {
     const u = new URL(r.url());
     if (!['http:', 'https:'].includes(u.protocol)) return; // blob:/data: made in the page
     if (u.origin !== new URL(info.project.use.baseURL!).origin) foreign.push(r.url());
   });
+  return { errors, foreign };
+}
 
+async function openStudio(page: Page, backend: 'webgpu' | 'wasm') {
   await page.goto(`/?backend=${backend}`);
-  await expect(page.locator('[data-state]').first()).toHaveAttribute('data-state', 'ready', { timeout: 300_000 });
+  await expect(appState(page)).toHaveAttribute('data-state', 'ready', { timeout: 300_000 });
   const badge = page.getByTestId('backend-badge');
   await expect(badge).toHaveAttribute('data-backend', backend);
   await expect(badge).toContainText(backend === 'webgpu' ? 'WebGPU' : 'WASM');
+}
 
-  // 1. generate with the fixture's seed and compare with PyTorch
+/** Download the shown image and return its PNG `parameters` text. */
+async function downloadParameters(page: Page): Promise<string> {
+  const [download] = await Promise.all([page.waitForEvent('download'), page.getByTestId('download').click()]);
+  return readTextChunks(new Uint8Array(fs.readFileSync(await download.path()))).parameters;
+}
+
+/** The infotext formatParameters writes for a run of the fixture with this seed. */
+function expectedParameters(run: FixtureRun, seed: number): string {
+  const [height, width] = run.rgb.dims;
+  const neg = run.negativePrompt ? `\nNegative prompt: ${run.negativePrompt}` : '';
+  return (
+    `${run.prompt}${neg}\nSteps: ${run.numInferenceSteps}, Sampler: Euler, CFG scale: ${run.guidanceScale}, Seed: ${seed}, ` +
+    `Size: ${width}x${height}, Model: ${manifest.id}, Shift: ${run.shift}`
+  );
+}
+
+const seedText = (seed: number) => new RegExp(`seed ${seed}$`);
+
+test('a new user generates, downloads, cancels and generates again', async ({ page }, info) => {
+  const { backend, run } = setup(info);
+  const { errors, foreign } = watch(page, info);
+  await openStudio(page, backend);
+
+  // 1. generate with the fixture's seed and compare with PyTorch (previews come and go; the final image stays)
   await setParams(page, run);
   await page.getByTestId('prompt').press('Control+Enter');
-  await expect(page.getByTestId('timings')).toContainText(`seed ${run.seed}`, { timeout: 300_000 });
-  await expect(page.locator('[data-state]').first()).toHaveAttribute('data-state', 'ready');
+  await expect(page.getByTestId('timings')).toHaveText(seedText(run.seed), { timeout: 300_000 });
+  await expect(appState(page)).toHaveAttribute('data-state', 'ready');
+  await expect(page.getByTestId('result-canvas')).toHaveAttribute('data-kind', 'image');
   const rgb = await canvasRGB(page);
   const ref = Buffer.from(run.rgb.b64, 'base64');
   expect(rgb.length).toBe(ref.length);
@@ -77,14 +107,7 @@ test('a new user generates, downloads, cancels and generates again', async ({ pa
   expect(p).toBeGreaterThanOrEqual(35);
 
   // 2. download the PNG and read its parameters back
-  const [download] = await Promise.all([page.waitForEvent('download'), page.getByTestId('download').click()]);
-  const file = await download.path();
-  const chunks = readTextChunks(new Uint8Array(fs.readFileSync(file)));
-  const neg = run.negativePrompt ? `\nNegative prompt: ${run.negativePrompt}` : '';
-  expect(chunks.parameters).toBe(
-    `${run.prompt}${neg}\nSteps: ${run.numInferenceSteps}, Sampler: Euler, CFG scale: ${run.guidanceScale}, Seed: ${run.seed}, ` +
-      `Size: ${manifest.image_size}x${manifest.image_size}, Model: ${manifest.id}, Shift: ${run.shift}`,
-  );
+  expect(await downloadParameters(page)).toBe(expectedParameters(run, run.seed));
 
   // 3. cancel a long run midway: it stops within one step and the UI stays usable
   await setSlider(page, 'steps', 50, 1, 1);
@@ -97,14 +120,49 @@ test('a new user generates, downloads, cancels and generates again', async ({ pa
   await expect(page.getByTestId('status')).toContainText(/Cancelled at step \d+\/50/, { timeout: 120_000 });
   const stoppedAt = Number((await page.getByTestId('status').textContent())!.match(/Cancelled at step (\d+)\/50/)![1]);
   expect(stoppedAt).toBeLessThanOrEqual(atCancel + 1);
-  await expect(page.locator('[data-state]').first()).toHaveAttribute('data-state', 'ready');
+  await expect(appState(page)).toHaveAttribute('data-state', 'ready');
   await expect(page.getByTestId('error-banner')).toHaveCount(0);
+  // the cancelled run's preview is gone: the canvas shows the last finished image again
+  await expect(page.getByTestId('result-canvas')).toHaveAttribute('data-kind', 'image');
 
   // 4. and generate again: the same seed gives the same image
   await setSlider(page, 'steps', run.numInferenceSteps, 1, 1);
   await page.getByTestId('generate').click();
-  await expect(page.locator('[data-state]').first()).toHaveAttribute('data-state', 'ready', { timeout: 300_000 });
+  await expect(appState(page)).toHaveAttribute('data-state', 'ready', { timeout: 300_000 });
   expect(psnr(await canvasRGB(page), ref)).toBeGreaterThanOrEqual(35);
+  expect(errors).toEqual([]);
+  expect(foreign).toEqual([]);
+});
+
+test('a batch of 2 gives 2 thumbnails, and the second (seed+1) is shown when clicked', async ({ page }, info) => {
+  const { backend, run } = setup(info);
+  const { errors, foreign } = watch(page, info);
+  await openStudio(page, backend);
+
+  await setParams(page, run);
+  await setSlider(page, 'images', 2, 1, 1);
+  await page.getByTestId('generate').click();
+  const thumbnails = page.getByTestId('thumbnail');
+  await expect(thumbnails).toHaveCount(2, { timeout: 300_000 });
+  await expect(appState(page)).toHaveAttribute('data-state', 'ready', { timeout: 60_000 });
+
+  // the first image of the batch is shown large: the same image as a run of one with that seed
+  await expect(thumbnails.nth(0)).toHaveAttribute('data-seed', String(run.seed));
+  await expect(thumbnails.nth(0)).toHaveAttribute('aria-pressed', 'true');
+  await expect(thumbnails.nth(1)).toHaveAttribute('data-seed', String(run.seed + 1));
+  await expect(page.getByTestId('timings')).toHaveText(seedText(run.seed));
+  const first = await canvasRGB(page);
+  expect(psnr(first, Buffer.from(run.rgb.b64, 'base64'))).toBeGreaterThanOrEqual(35);
+
+  // the second: its own seed, its own pixels, and its own PNG parameters
+  await thumbnails.nth(1).click();
+  await expect(thumbnails.nth(1)).toHaveAttribute('aria-pressed', 'true');
+  await expect(thumbnails.nth(0)).toHaveAttribute('aria-pressed', 'false');
+  await expect(page.getByTestId('timings')).toHaveText(seedText(run.seed + 1));
+  const second = await canvasRGB(page);
+  expect(second.length).toBe(first.length);
+  expect(second).not.toEqual(first);
+  expect(await downloadParameters(page)).toBe(expectedParameters(run, run.seed + 1));
   expect(errors).toEqual([]);
   expect(foreign).toEqual([]);
 });

@@ -26,6 +26,8 @@ try {
     await page.waitForSelector('.app[data-state="ready"]', { timeout: 600_000 });
     const loadMs = Date.now() - t0;
     await page.getByTestId('prompt').fill('a large red heart in the center on a white background');
+    // previews cost extra VAE decodes: off, so numbers compare with earlier runs
+    await page.getByTestId('live-preview').uncheck();
     const times = [];
     for (let i = 0; i <= runs; i++) {
       const s = Date.now();

@@ -6,15 +6,15 @@ import { connectEngine } from './store/connect';
 import { studioStore } from './store/store';
 import './styles.css';
 
-const MODEL_URL = `${import.meta.env.BASE_URL}models/webdit-tiny/manifest.json`;
+/** The model folder (diffusers layout); the engine finds manifest.json in it. */
+const MODEL_URL = `${import.meta.env.BASE_URL}models/webdit-tiny/`;
 
 // The engine is wired here, once, outside React, so StrictMode's double effects cannot start two workers.
 function startEngine(): void {
   try {
     connectEngine(studioStore, createEngineClient());
   } catch (e) {
-    studioStore.setState((s) => ({ model: { ...s.model, status: 'error' } }));
-    studioStore.getState().reportError({
+    studioStore.getState().engineUnavailable({
       name: 'EngineMissingError',
       message: `The image engine could not start: ${e instanceof Error ? e.message : String(e)}`,
       action: 'Use a recent Chrome, Edge or Firefox, which can run module Web Workers.',

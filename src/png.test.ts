@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import * as zlib from 'node:zlib';
+import type { ResolvedGenerateParams } from './engine/protocol';
 import { addTextChunk, crc32, formatParameters, parseParameters, readTextChunks, type ParametersInput } from './png';
 
 // Independent bitwise CRC32 (no table), so the module's table is not checked against itself.
@@ -133,17 +134,25 @@ describe('addTextChunk / readTextChunks', () => {
 });
 
 describe('formatParameters / parseParameters', () => {
-  const base: ParametersInput = {
+  const params: ResolvedGenerateParams = {
     prompt: 'a red circle',
     negativePrompt: 'blurry',
     numInferenceSteps: 20,
     guidanceScale: 4,
     seed: 123,
+    numImagesPerPrompt: 1,
     width: 64,
     height: 64,
-    modelId: 'webdit-tiny',
-    shift: 1,
+    strength: 0.6,
+    previewEvery: 5,
+    imageToImage: false,
   };
+  const base: ParametersInput = { params, modelId: 'webdit-tiny', shift: 1 };
+  const withParams = (patch: Partial<ResolvedGenerateParams>, rest: Partial<Omit<ParametersInput, 'params'>> = {}): ParametersInput => ({
+    ...base,
+    ...rest,
+    params: { ...params, ...patch },
+  });
 
   it("writes AUTOMATIC1111's format exactly", () => {
     expect(formatParameters(base)).toBe(
@@ -152,9 +161,20 @@ describe('formatParameters / parseParameters', () => {
   });
 
   it('omits an empty negative prompt and prints numbers the JS way', () => {
-    expect(formatParameters({ ...base, negativePrompt: '', guidanceScale: 4.5, shift: 3, seed: 4294967295 })).toBe(
+    expect(formatParameters(withParams({ negativePrompt: '', guidanceScale: 4.5, seed: 4294967295 }, { shift: 3 }))).toBe(
       'a red circle\nSteps: 20, Sampler: Euler, CFG scale: 4.5, Seed: 4294967295, Size: 64x64, Model: webdit-tiny, Shift: 3',
     );
+  });
+
+  it("writes each image's own seed and size, and the denoising strength for img2img only", () => {
+    // the second image of a batch that started at seed 123
+    const second = withParams({ seed: 124, width: 128, height: 96 });
+    expect(formatParameters(second)).toContain('Seed: 124, Size: 128x96,');
+    const img2img = withParams({ imageToImage: true, strength: 0.75 });
+    expect(formatParameters(img2img)).toBe(
+      'a red circle\nNegative prompt: blurry\nSteps: 20, Sampler: Euler, CFG scale: 4, Seed: 123, Size: 64x64, Model: webdit-tiny, Shift: 1, Denoising strength: 0.75',
+    );
+    expect(parseParameters(formatParameters(img2img)).denoisingStrength).toBe(0.75);
   });
 
   it('parses its own output back', () => {
@@ -167,32 +187,34 @@ describe('formatParameters / parseParameters', () => {
       size: { width: 64, height: 64 },
       model: 'webdit-tiny',
       shift: 1,
+      denoisingStrength: null,
     });
   });
 
   it.each([
-    ['multi-line prompt', { prompt: 'first line\nsecond, with comma\n', negativePrompt: '' }],
-    ['multi-line negative', { prompt: 'p', negativePrompt: 'ugly\nblurry' }],
-    ['empty prompt', { prompt: '', negativePrompt: 'x' }],
-    ['unicode', { prompt: '🐱 café 東京', negativePrompt: 'ñ' }],
-    ['odd model id', { prompt: 'p', negativePrompt: '', modelId: 'org/model: v2, "beta"' }],
-  ])('round-trips a %s', (_, patch) => {
-    const input = { ...base, guidanceScale: 7.5, width: 128, height: 96, shift: 3.5, ...patch };
+    ['multi-line prompt', { prompt: 'first line\nsecond, with comma\n', negativePrompt: '' }, {}],
+    ['multi-line negative', { prompt: 'p', negativePrompt: 'ugly\nblurry' }, {}],
+    ['empty prompt', { prompt: '', negativePrompt: 'x' }, {}],
+    ['unicode', { prompt: '🐱 café 東京', negativePrompt: 'ñ' }, {}],
+    ['odd model id', { prompt: 'p', negativePrompt: '' }, { modelId: 'org/model: v2, "beta"' }],
+  ])('round-trips a %s', (_, patch, rest) => {
+    const input = withParams({ guidanceScale: 7.5, width: 128, height: 96, ...patch }, { shift: 3.5, ...rest });
     const parsed = parseParameters(formatParameters(input));
     expect(parsed).toEqual({
-      prompt: input.prompt,
-      negativePrompt: input.negativePrompt,
-      steps: input.numInferenceSteps,
-      cfg: input.guidanceScale,
-      seed: input.seed,
+      prompt: input.params.prompt,
+      negativePrompt: input.params.negativePrompt,
+      steps: input.params.numInferenceSteps,
+      cfg: input.params.guidanceScale,
+      seed: input.params.seed,
       size: { width: 128, height: 96 },
       model: input.modelId,
       shift: input.shift,
+      denoisingStrength: null,
     });
   });
 
   it('round-trips through a PNG', () => {
-    const text = formatParameters({ ...base, prompt: 'ein Hund 🐶\nim Schnee' });
+    const text = formatParameters(withParams({ prompt: 'ein Hund 🐶\nim Schnee' }));
     const parsed = parseParameters(readTextChunks(addTextChunk(minimalPng(), 'parameters', text)).parameters);
     expect(parsed.prompt).toBe('ein Hund 🐶\nim Schnee');
     expect(parsed.seed).toBe(123);

@@ -2,6 +2,7 @@
  * Just enough PNG to put generation parameters into a downloaded image and read them back,
  * the way AUTOMATIC1111 does (a `parameters` text chunk), so other tools can read our files.
  */
+import type { ImageResult } from './engine/protocol';
 
 const SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 
@@ -148,17 +149,8 @@ export function readTextChunks(png: Uint8Array): Record<string, string> {
 
 // ---- AUTOMATIC1111 "parameters" ----
 
-export interface ParametersInput {
-  prompt: string;
-  negativePrompt: string;
-  numInferenceSteps: number;
-  guidanceScale: number;
-  seed: number;
-  width: number;
-  height: number;
-  modelId: string;
-  shift: number;
-}
+/** What the infotext needs of an image: an ImageRecord (or the `image` event it came from). */
+export type ParametersInput = Pick<ImageResult, 'params' | 'modelId' | 'shift'>;
 
 export interface ParsedParameters {
   prompt: string;
@@ -169,6 +161,8 @@ export interface ParsedParameters {
   size: { width: number; height: number };
   model: string;
   shift: number;
+  /** img2img only; null for text-to-image. */
+  denoisingStrength: number | null;
 }
 
 // A1111 quotes a value (as JSON) when it would otherwise break the `Key: value, ...` line.
@@ -176,23 +170,25 @@ const quote = (v: string) => (/[,:\n"]/.test(v) ? JSON.stringify(v) : v);
 
 /**
  * AUTOMATIC1111's infotext, which most image tools read:
- * `<prompt>\nNegative prompt: <neg>\nSteps: 20, Sampler: Euler, CFG scale: 4, Seed: 123, Size: 64x64, Model: id, Shift: 1`.
+ * `<prompt>\nNegative prompt: <neg>\nSteps: 20, Sampler: Euler, CFG scale: 4, Seed: 123, Size: 64x64, Model: id, Shift: 1`
+ * (plus `, Denoising strength: 0.6` for image-to-image). The seed is the image's own (seed + its
+ * index in the batch), so the text makes exactly this image again as a batch of one.
  * The sampler is always Euler: flow matching samples with FlowMatchEulerDiscreteScheduler.
  */
-export function formatParameters(p: ParametersInput): string {
+export function formatParameters({ params: p, modelId, shift }: ParametersInput): string {
   const lines = [p.prompt];
   if (p.negativePrompt !== '') lines.push(`Negative prompt: ${p.negativePrompt}`);
-  lines.push(
-    [
-      `Steps: ${p.numInferenceSteps}`,
-      'Sampler: Euler',
-      `CFG scale: ${p.guidanceScale}`,
-      `Seed: ${p.seed}`,
-      `Size: ${p.width}x${p.height}`,
-      `Model: ${quote(p.modelId)}`,
-      `Shift: ${p.shift}`,
-    ].join(', '),
-  );
+  const fields = [
+    `Steps: ${p.numInferenceSteps}`,
+    'Sampler: Euler',
+    `CFG scale: ${p.guidanceScale}`,
+    `Seed: ${p.seed}`,
+    `Size: ${p.width}x${p.height}`,
+    `Model: ${quote(modelId)}`,
+    `Shift: ${shift}`,
+  ];
+  if (p.imageToImage) fields.push(`Denoising strength: ${p.strength}`);
+  lines.push(fields.join(', '));
   return lines.join('\n');
 }
 
@@ -233,5 +229,6 @@ export function parseParameters(text: string): ParsedParameters {
     size: size ? { width: Number(size[1]), height: Number(size[2]) } : { width: NaN, height: NaN },
     model: fields.Model ?? '',
     shift: num('Shift', 1),
+    denoisingStrength: 'Denoising strength' in fields ? num('Denoising strength', NaN) : null,
   };
 }

@@ -6,9 +6,10 @@ import { createElement } from 'react';
 import { renderToStaticMarkup } from 'react-dom/server';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { App } from '../App';
+import { GENERATE_FIELDS } from '../engine/schema';
 import { connectEngine } from '../store/connect';
 import { resetStudio, studioStore } from '../store/store';
-import { FakeEngine, generateResult, loadDone } from '../store/testUtils';
+import { FakeEngine, loadDone, modelInfo, pixels } from '../store/testUtils';
 
 let engine: FakeEngine;
 let disconnect: () => void;
@@ -61,39 +62,50 @@ function parse(html: string): Document {
 }
 
 const text = (inner: string) => inner.replace(/<[^>]+>/g, '').replace(/&amp;/g, '&');
+const countTestId = (html: string, id: string) => html.split(`data-testid="${id}"`).length - 1;
 
 function ready(): void {
-  studioStore.getState().loadModel('/m.json');
+  studioStore.getState().loadModel('/m/');
   engine.emit(loadDone(engine.lastId));
 }
 
 describe('App', () => {
-  it('renders every test hook while loading', () => {
-    studioStore.getState().loadModel('/m.json');
-    engine.emit({ type: 'download', id: engine.lastId, file: 'transformer.onnx', loaded: 420, total: 1000 });
+  it('renders every test hook while loading, with the schema ranges until the model says its own', () => {
+    studioStore.getState().loadModel('/m/');
+    engine.emit({ type: 'progress', stage: 'download', id: engine.lastId, file: 'transformer/model.onnx', loaded: 420, total: 1000 });
     const doc = render();
     expect(doc.html).toMatch(/^<div class="app" data-state="loading">/);
-    for (const id of ['prompt', 'negative-prompt', 'steps', 'steps-value', 'guidance', 'guidance-value', 'seed', 'dice', 'random-seed', 'generate', 'cancel', 'progress', 'result-canvas', 'download', 'backend-select', 'load-progress', 'status']) {
+    for (const id of ['prompt', 'negative-prompt', 'steps', 'steps-value', 'guidance', 'guidance-value', 'images', 'images-value', 'seed', 'dice', 'random-seed', 'live-preview', 'generate', 'cancel', 'progress', 'result-canvas', 'download', 'backend-select', 'load-progress', 'status']) {
       expect(doc.byTestId(id), id).not.toBeNull();
     }
+    const { numInferenceSteps: steps, guidanceScale: cfg, numImagesPerPrompt: images, prompt } = GENERATE_FIELDS;
     expect(doc.byTestId('prompt')!.tag).toBe('textarea');
-    expect(doc.byTestId('steps')!.attrs).toMatchObject({ type: 'range', min: '1', max: '50' });
-    expect(doc.byTestId('guidance')!.attrs).toMatchObject({ type: 'range', min: '1', max: '12', step: '0.5' });
+    expect(doc.byTestId('prompt')!.attrs.maxLength).toBe(String(prompt.maxLength));
+    expect(doc.byTestId('steps')!.attrs).toMatchObject({ type: 'range', min: String(steps.min), max: String(steps.max) });
+    expect(doc.byTestId('guidance')!.attrs).toMatchObject({ type: 'range', min: String(cfg.min), max: String(cfg.max), step: String(cfg.step) });
+    expect(doc.byTestId('images')!.attrs).toMatchObject({ type: 'range', min: '1', max: String(images.max), value: '1' });
+    // the model's defaults are not known yet
+    expect(text(doc.byTestId('steps-value')!.inner)).toBe('auto');
     expect(doc.byTestId('seed')!.attrs).toMatchObject({ type: 'number' });
     expect(doc.byTestId('random-seed')!.attrs).toMatchObject({ type: 'checkbox' });
-    expect(doc.byTestId('generate')!.attrs).toHaveProperty('disabled');
+    expect(doc.byTestId('live-preview')!.attrs).toHaveProperty('checked');
+    // a run can be sent now: the engine queues it behind the load
+    expect(doc.byTestId('generate')!.attrs).not.toHaveProperty('disabled');
     expect(doc.byTestId('cancel')!.attrs).toHaveProperty('disabled');
     expect(doc.byTestId('download')!.attrs).toHaveProperty('disabled');
+    expect(doc.byTestId('result-canvas')!.attrs).toMatchObject({ width: '1', height: '1', 'data-kind': 'empty' });
     expect(text(doc.byTestId('status')!.inner)).toBe('Loading model… 42%');
     expect(doc.byTestId('status')!.attrs['aria-live']).toBe('polite');
-    expect(text(doc.byTestId('load-progress')!.inner)).toContain('transformer.onnx');
+    expect(text(doc.byTestId('load-progress')!.inner)).toContain('transformer/model.onnx');
+    expect(text(doc.byTestId('load-progress')!.inner)).toContain('420 B of 1.0 kB');
     expect(doc.byTestId('backend-badge')).toBeNull(); // not known until the engine says
-    expect(doc.byTestId('backend-select')!.attrs).toHaveProperty('disabled');
+    // switching now replaces the load
+    expect(doc.byTestId('backend-select')!.attrs).not.toHaveProperty('disabled');
     expect(doc.byTestId('error-banner')).toBeNull();
     expect(doc.html).toContain('Runs entirely in your browser. Nothing is uploaded.');
   });
 
-  it('is ready with the model defaults and the backend badge', () => {
+  it("is ready with the model's defaults, limits, size and the backend badge", () => {
     ready();
     const doc = render();
     expect(doc.html).toMatch(/data-state="ready"/);
@@ -102,50 +114,91 @@ describe('App', () => {
     expect(doc.byTestId('cancel')!.attrs).toHaveProperty('disabled');
     expect(text(doc.byTestId('steps-value')!.inner)).toBe('24');
     expect(text(doc.byTestId('guidance-value')!.inner)).toBe('4.5');
+    expect(doc.byTestId('negative-prompt')!.attrs.value).toBe('blurry');
+    expect(doc.byTestId('steps')!.attrs).toMatchObject({ max: String(modelInfo.limits.numInferenceSteps.max), value: '24' });
+    expect(doc.byTestId('images')!.attrs).toMatchObject({ max: String(modelInfo.limits.numImagesPerPrompt.max) });
     const badge = doc.byTestId('backend-badge')!;
     expect(badge.attrs['data-backend']).toBe('webgpu');
     expect(text(badge.inner)).toBe('WebGPU');
     expect(badge.attrs.title).toContain('SwiftShader');
-    expect(doc.byTestId('result-canvas')!.attrs).toMatchObject({ width: '64', height: '64' });
+    expect(doc.byTestId('result-canvas')!.attrs).toMatchObject({ width: String(modelInfo.defaults.width), height: String(modelInfo.defaults.height) });
     expect(text(doc.byTestId('status')!.inner)).toBe('Ready');
   });
 
-  it('shows a run in progress', () => {
+  it('shows a run sent during the load as waiting', () => {
+    studioStore.getState().loadModel('/m/');
+    studioStore.getState().generate();
+    engine.emit({ type: 'progress', stage: 'queued', id: engine.lastId, position: 1 });
+    const doc = render();
+    expect(doc.html).toMatch(/data-state="running"/);
+    expect(text(doc.byTestId('generate')!.inner)).toBe('Waiting…');
+    expect(doc.byTestId('cancel')!.attrs).not.toHaveProperty('disabled');
+    expect(text(doc.byTestId('status')!.inner)).toBe('Waiting for the model…');
+    expect(text(doc.byTestId('progress')!.inner)).toContain('waiting for the model');
+  });
+
+  it('shows a run in progress with its preview', () => {
     ready();
     studioStore.getState().setNumInferenceSteps(20);
     studioStore.getState().generate();
-    engine.emit({ type: 'step', id: engine.lastId, step: 3, total: 20, msPerStep: 100 });
+    engine.emit({ type: 'progress', stage: 'denoise', id: engine.lastId, step: 3, total: 20, msPerStep: 100 });
+    engine.emit({ type: 'preview', id: engine.lastId, step: 3, total: 20, index: 0, image: { width: 4, height: 4, pixels: pixels(0) } });
     const doc = render();
     expect(doc.html).toMatch(/data-state="running"/);
     expect(doc.byTestId('generate')!.attrs).toHaveProperty('disabled');
     expect(doc.byTestId('cancel')!.attrs).not.toHaveProperty('disabled');
     expect(doc.byTestId('backend-select')!.attrs).toHaveProperty('disabled');
+    expect(doc.byTestId('result-canvas')!.attrs['data-kind']).toBe('preview');
     expect(text(doc.byTestId('progress')!.inner)).toContain('Step 3/20');
     expect(text(doc.byTestId('progress')!.inner)).toContain('~1.7 s left');
     expect(text(doc.byTestId('status')!.inner)).toBe('Generating 20 steps…');
   });
 
-  it('shows the result size, timings and an enabled download', () => {
+  it('shows the image, its seed, timings and an enabled download; no thumbnails for one image', () => {
     ready();
+    studioStore.getState().setSeed(77);
     studioStore.getState().generate();
-    const call = engine.calls[1];
-    if (call.type !== 'generate') throw new Error('expected a generate call');
-    engine.emit({ type: 'done', id: engine.lastId, result: generateResult(call.params) });
+    engine.finish();
     const doc = render();
-    expect(doc.byTestId('result-canvas')!.attrs).toMatchObject({ width: '2', height: '2' });
+    expect(doc.byTestId('result-canvas')!.attrs).toMatchObject({ width: '4', height: '4', 'data-kind': 'image' });
     expect(doc.byTestId('download')!.attrs).not.toHaveProperty('disabled');
-    expect(doc.html).toContain('1.23 s · 45 ms/step');
+    expect(doc.byTestId('download')!.attrs.title).toContain('webdit-77.png');
+    expect(text(doc.byTestId('timings')!.inner)).toBe('1.23 s · 45 ms/step · seed 77');
+    expect(doc.byTestId('thumbnails')).toBeNull();
     expect(text(doc.byTestId('status')!.inner)).toBe('Done in 1.2 s');
+  });
+
+  it('shows a batch as thumbnails, the first one large until another is picked', () => {
+    ready();
+    studioStore.getState().setSeed(10);
+    studioStore.getState().setNumImagesPerPrompt(3);
+    studioStore.getState().generate();
+    const id = engine.lastId;
+    engine.finish(id);
+    let doc = render();
+    expect(countTestId(doc.html, 'thumbnail')).toBe(3);
+    expect([...doc.html.matchAll(/data-seed="(\d+)" aria-pressed="(true|false)"/g)].map((m) => [m[1], m[2]])).toEqual([
+      ['10', 'true'],
+      ['11', 'false'],
+      ['12', 'false'],
+    ]);
+    expect(text(doc.byTestId('timings')!.inner)).toContain('seed 10');
+    studioStore.getState().showImage(id, 1);
+    doc = render();
+    expect(text(doc.byTestId('timings')!.inner)).toContain('seed 11');
+    expect(doc.html).toContain('data-seed="11" aria-pressed="true"');
+    expect(doc.byTestId('download')!.attrs.title).toContain('webdit-11.png');
   });
 
   it('shows an error banner as an alert with what to do', () => {
     ready();
     studioStore.getState().generate();
-    engine.emit({ type: 'error', id: engine.lastId, error: { name: 'OutOfMemoryError', message: 'Out of GPU memory.', action: 'Switch to WASM.' } });
+    engine.emit({ type: 'error', id: engine.lastId, error: { name: 'RuntimeError', message: 'Out of GPU memory.', action: 'Switch to WASM.' } });
     const doc = render();
     expect(doc.html).toMatch(/data-state="error"/);
     const banner = doc.byTestId('error-banner')!;
     expect(banner.attrs.role).toBe('alert');
+    expect(banner.attrs['data-error']).toBe('RuntimeError');
     expect(text(banner.inner)).toContain('Out of GPU memory.');
     expect(text(banner.inner)).toContain('Switch to WASM.');
     expect(banner.inner).toContain('aria-label="Dismiss error"');
@@ -153,11 +206,20 @@ describe('App', () => {
 
   it('labels every form control', () => {
     ready();
+    studioStore.getState().setNumImagesPerPrompt(2);
+    studioStore.getState().generate();
+    engine.finish();
     const { html } = render();
-    for (const m of html.matchAll(/<(input|textarea|select)\b[^>]*>/g)) {
+    expect(countTestId(html, 'thumbnail')).toBe(2);
+    for (const m of html.matchAll(/<(input|textarea|select|button)\b[^>]*>/g)) {
       const tag = m[0];
       const id = /\sid="([^"]+)"/.exec(tag)?.[1];
-      const labelled = /aria-label=/.test(tag) || (id !== undefined && html.includes(`for="${id}"`)) || /<label[^>]*>\s*$/.test(html.slice(0, m.index));
+      const after = html.slice(m.index + tag.length, m.index + tag.length + 200);
+      const labelled =
+        /aria-label=/.test(tag) ||
+        (id !== undefined && html.includes(`for="${id}"`)) ||
+        /<label[^>]*>\s*$/.test(html.slice(0, m.index)) ||
+        (m[1] === 'button' && /^[^<]*\w/.test(after)); // a button's own text
       expect(labelled, tag).toBe(true);
     }
   });

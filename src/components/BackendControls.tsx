@@ -17,11 +17,12 @@ function describe(info: BackendInfo): { short: string; long: string } {
 /** Which backend runs the model, and a switch to force one (kept in `?backend=`). */
 export function BackendControls() {
   const info = useStudio((s) => s.model.backend);
-  const preference = useStudio((s) => s.backendPreference);
-  // The engine takes one request at a time, so switching waits for the load or run to end.
-  const busy = useStudio((s) => s.generation.status !== 'idle' || s.model.status === 'loading');
-  // The badge says what ran: until the sessions exist, the chosen backend is only being tried.
+  const trying = useStudio((s) => s.model.loadingBackend);
   const loading = useStudio((s) => s.model.status === 'loading');
+  const preference = useStudio((s) => s.backendPreference);
+  // A switch while loading replaces that load; during a run the select is off (one thing at a time from the UI).
+  const running = useStudio((s) => s.generation.status !== 'idle');
+  // The badge says what ran: while a load is trying a backend, it is only being started.
   const details = info && !loading ? describe(info) : null;
 
   return (
@@ -36,7 +37,7 @@ export function BackendControls() {
           </small>
         </>
       ) : (
-        <span className="badge badge-pending">{info ? `Starting ${LABELS[info.backend]}…` : 'Detecting…'}</span>
+        <span className="badge badge-pending">{trying ? `Starting ${LABELS[trying.backend]}…` : loading ? 'Detecting…' : 'No backend'}</span>
       )}
       <label className="backend-label" htmlFor="backend-select">
         Backend
@@ -45,7 +46,7 @@ export function BackendControls() {
         id="backend-select"
         data-testid="backend-select"
         value={preference}
-        disabled={busy}
+        disabled={running}
         title="Choose which backend runs the model"
         onChange={(e) => {
           const value: string = e.currentTarget.value;

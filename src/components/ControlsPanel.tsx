@@ -1,19 +1,23 @@
 import { useEffect, useRef, type FormEvent } from 'react';
-import { LIMITS } from '../engine/protocol';
 import { GUIDANCE_STEP } from '../store/params';
-import { selectCanGenerate } from '../store/selectors';
+import { selectCanGenerate, selectGuidanceScale, selectLimits, selectNumImagesPerPrompt, selectNumInferenceSteps, selectWaiting } from '../store/selectors';
 import { studioStore, useStudio } from '../store/store';
 import { PromptFields } from './PromptFields';
 import { SeedField } from './SeedField';
 import { SliderField } from './SliderField';
 
 export function ControlsPanel() {
-  const numInferenceSteps = useStudio((s) => s.numInferenceSteps);
-  const guidanceScale = useStudio((s) => s.guidanceScale);
+  const numInferenceSteps = useStudio(selectNumInferenceSteps);
+  const guidanceScale = useStudio(selectGuidanceScale);
+  const numImagesPerPrompt = useStudio(selectNumImagesPerPrompt);
+  const limits = useStudio(selectLimits);
+  const livePreview = useStudio((s) => s.livePreview);
   const canGenerate = useStudio(selectCanGenerate);
   const running = useStudio((s) => s.generation.status === 'running');
   const cancelling = useStudio((s) => s.generation.status === 'cancelling');
-  const { setNumInferenceSteps, setGuidanceScale, cancel } = studioStore.getState();
+  // sent while the model loads: the engine runs it once the load is done
+  const waiting = useStudio(selectWaiting);
+  const { setNumInferenceSteps, setGuidanceScale, setNumImagesPerPrompt, setLivePreview, cancel } = studioStore.getState();
   const generateRef = useRef<HTMLButtonElement>(null);
   const cancelRef = useRef<HTMLButtonElement>(null);
 
@@ -38,8 +42,8 @@ export function ControlsPanel() {
         id="steps"
         testId="steps"
         label="Steps"
-        min={LIMITS.steps.min}
-        max={LIMITS.steps.max}
+        min={limits.numInferenceSteps.min}
+        max={limits.numInferenceSteps.max}
         step={1}
         value={numInferenceSteps}
         hint="More steps: finer detail, slower."
@@ -49,17 +53,32 @@ export function ControlsPanel() {
         id="guidance"
         testId="guidance"
         label="Guidance (CFG)"
-        min={LIMITS.guidance.min}
-        max={LIMITS.guidance.max}
+        min={limits.guidanceScale.min}
+        max={limits.guidanceScale.max}
         step={GUIDANCE_STEP}
         value={guidanceScale}
         hint="How closely to follow the prompt. 1 turns guidance off (twice as fast)."
         onChange={setGuidanceScale}
       />
+      <SliderField
+        id="images"
+        testId="images"
+        label="Images"
+        min={limits.numImagesPerPrompt.min}
+        max={limits.numImagesPerPrompt.max}
+        step={1}
+        value={numImagesPerPrompt}
+        hint="Images per run, with seeds seed, seed+1, …"
+        onChange={setNumImagesPerPrompt}
+      />
       <SeedField />
+      <label className="checkbox">
+        <input type="checkbox" data-testid="live-preview" checked={livePreview} onChange={(e) => setLivePreview(e.currentTarget.checked)} />
+        Live preview while it runs
+      </label>
       <div className="actions">
         <button ref={generateRef} type="submit" className="primary" data-testid="generate" disabled={!canGenerate} aria-keyshortcuts="Control+Enter Meta+Enter">
-          {running || cancelling ? 'Generating…' : 'Generate'}
+          {waiting ? 'Waiting…' : running || cancelling ? 'Generating…' : 'Generate'}
         </button>
         <button ref={cancelRef} type="button" data-testid="cancel" disabled={!running} aria-keyshortcuts="Escape" onClick={cancel}>
           {cancelling ? 'Cancelling…' : 'Cancel'}

@@ -1,41 +1,73 @@
 import { useEffect, useRef, useState } from 'react';
+import { useShallow } from 'zustand/react/shallow';
+import type { GeneratedImage } from '../engine/protocol';
 import { formatTimings } from '../store/format';
+import { selectShownBatch, selectShownImage } from '../store/selectors';
+import type { ImageRecord } from '../store/state';
 import { studioStore, useStudio } from '../store/store';
 import { downloadName, downloadPng } from './download';
 import { LoadProgress } from './LoadProgress';
 import { RunProgress } from './RunProgress';
 import { StatusLine } from './StatusLine';
 
-const DEFAULT_SIZE = 64;
+/** Exactly the engine's pixels on a canvas of the image's own size (CSS scales it without smoothing). */
+function draw(canvas: HTMLCanvasElement | null, image: GeneratedImage | null): void {
+  const ctx = canvas?.getContext('2d');
+  if (!canvas || !ctx) return;
+  if (!image) {
+    ctx.clearRect(0, 0, canvas.width, canvas.height);
+    return;
+  }
+  const data = ctx.createImageData(image.width, image.height);
+  data.data.set(image.pixels);
+  ctx.putImageData(data, 0, 0);
+}
+
+function Thumbnail({ record, selected }: { record: ImageRecord; selected: boolean }) {
+  const ref = useRef<HTMLCanvasElement>(null);
+  useEffect(() => draw(ref.current, record.image), [record]);
+  const { seed } = record.params;
+  return (
+    <button
+      type="button"
+      className="thumbnail"
+      data-testid="thumbnail"
+      data-seed={seed}
+      aria-pressed={selected}
+      aria-label={`Show image ${record.index + 1}, seed ${seed}`}
+      title={`Seed ${seed}`}
+      onClick={() => studioStore.getState().showImage(record.jobId, record.index)}
+    >
+      <canvas ref={ref} width={record.image.width} height={record.image.height} aria-hidden="true" />
+    </button>
+  );
+}
 
 export function ImagePanel() {
-  const lastImage = useStudio((s) => s.lastImage);
-  const imageSize = useStudio((s) => s.model.info?.imageSize ?? DEFAULT_SIZE);
+  const shown = useStudio(selectShownImage);
+  const preview = useStudio((s) => s.preview);
+  const batch = useStudio(useShallow(selectShownBatch));
+  const modelDefaults = useStudio((s) => s.model.info?.defaults ?? null);
   const loading = useStudio((s) => s.model.status === 'loading' || s.model.status === 'idle');
   const running = useStudio((s) => s.generation.status !== 'idle');
   const canvasRef = useRef<HTMLCanvasElement>(null);
   const [saving, setSaving] = useState(false);
 
-  // The canvas holds exactly the engine's pixels; CSS scales it up without smoothing.
-  const width = lastImage?.image.width ?? imageSize;
-  const height = lastImage?.image.height ?? imageSize;
-  useEffect(() => {
-    const ctx = canvasRef.current?.getContext('2d');
-    if (!ctx || !lastImage) return;
-    const { width, height, pixels } = lastImage.image;
-    const data = ctx.createImageData(width, height);
-    data.data.set(pixels);
-    ctx.putImageData(data, 0, 0);
-  }, [lastImage]);
+  // While a run previews, its expected image replaces the last one; the final image replaces the preview.
+  const drawn = preview ?? shown?.image ?? null;
+  // Before the model says its size, a 1x1 canvas keeps the empty frame square.
+  const width = drawn?.width ?? modelDefaults?.width ?? 1;
+  const height = drawn?.height ?? modelDefaults?.height ?? 1;
+  useEffect(() => draw(canvasRef.current, drawn), [drawn, width, height]);
 
   const onDownload = async () => {
-    if (!lastImage) return;
+    if (!shown) return;
     setSaving(true);
     try {
-      await downloadPng(lastImage);
+      await downloadPng(shown);
     } catch (e) {
       studioStore.getState().reportError({
-        name: 'DownloadError',
+        name: 'DownloadSaveError',
         message: `The PNG could not be saved: ${e instanceof Error ? e.message : String(e)}`,
         action: 'Try again, or right-click the image and choose "Save image as".',
       });
@@ -44,34 +76,54 @@ export function ImagePanel() {
     }
   };
 
-  const description = lastImage
-    ? `Generated image, ${width}×${height}, prompt: ${lastImage.params.prompt || '(none)'}, seed ${lastImage.params.seed}`
-    : 'No image yet';
+  const description = preview
+    ? `Preview of the image being generated, ${width}×${height}`
+    : shown
+      ? `Generated image, ${width}×${height}, prompt: ${shown.params.prompt || '(none)'}, seed ${shown.params.seed}`
+      : 'No image yet';
 
   return (
     <section className="panel stage" aria-label="Result">
       {loading && <LoadProgress />}
-      <div className="canvas-frame" data-empty={!lastImage} aria-busy={running}>
-        <canvas ref={canvasRef} data-testid="result-canvas" width={width} height={height} role="img" aria-label={description} />
-        {!lastImage && (
+      <div className="canvas-frame" data-empty={!drawn} data-preview={preview !== null} aria-busy={running}>
+        <canvas
+          ref={canvasRef}
+          data-testid="result-canvas"
+          data-kind={preview ? 'preview' : shown ? 'image' : 'empty'}
+          width={width}
+          height={height}
+          role="img"
+          aria-label={description}
+        />
+        {preview && (
+          <span className="preview-badge" aria-hidden="true">
+            Preview
+          </span>
+        )}
+        {!drawn && (
           <p className="canvas-placeholder" aria-hidden="true">
             {loading ? 'Loading the model…' : 'Your image will appear here'}
           </p>
         )}
       </div>
+      {batch.length > 0 && (
+        <div className="thumbnails" data-testid="thumbnails" role="group" aria-label="Images of this batch">
+          {batch.map((r) => (
+            <Thumbnail key={`${r.jobId}/${r.index}`} record={r} selected={r === shown} />
+          ))}
+        </div>
+      )}
       <RunProgress />
       <StatusLine />
       <div className="result-footer">
         <p className="timings muted" data-testid="timings">
-          {lastImage
-            ? `${formatTimings(lastImage.timings.totalMs, lastImage.timings.msPerStep)} · seed ${lastImage.params.seed}`
-            : null}
+          {shown ? `${formatTimings(shown.timings.totalMs, shown.timings.msPerStep)} · seed ${shown.params.seed}` : null}
         </p>
         <button
           type="button"
           data-testid="download"
-          disabled={!lastImage || saving}
-          title={lastImage ? `Save as ${downloadName(lastImage)} with its settings embedded` : 'Generate an image first'}
+          disabled={!shown || saving}
+          title={shown ? `Save as ${downloadName(shown)} with its settings embedded` : 'Generate an image first'}
           onClick={onDownload}
         >
           Download PNG

@@ -1,6 +1,6 @@
 import { useMemo } from 'react';
 import { formatBytes } from '../store/format';
-import { selectLoadFraction } from '../store/selectors';
+import { loadBytes } from '../store/selectors';
 import { useStudio } from '../store/store';
 
 const percent = (loaded: number, total: number) => (total > 0 ? Math.floor((Math.min(loaded, total) / total) * 100) : 0);
@@ -9,12 +9,10 @@ const percent = (loaded: number, total: number) => (total > 0 ? Math.floor((Math
 export function LoadProgress() {
   const files = useStudio((s) => s.model.files);
   const message = useStudio((s) => s.model.message);
-  const fraction = useStudio(selectLoadFraction);
   const list = useMemo(() => Object.values(files), [files]);
-  const totals = useMemo(
-    () => list.reduce((acc, f) => ({ loaded: acc.loaded + f.loaded, total: acc.total + f.total }), { loaded: 0, total: 0 }),
-    [list],
-  );
+  // the same sum as selectLoadFraction, so the bar and the "X of Y" text agree
+  const totals = useMemo(() => loadBytes(files), [files]);
+  const fraction = totals.total > 0 ? totals.loaded / totals.total : null;
 
   return (
     <section className="load-progress" data-testid="load-progress" aria-label="Model download">

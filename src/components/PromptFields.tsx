@@ -1,9 +1,10 @@
-import { LIMITS } from '../engine/protocol';
+import { GENERATE_FIELDS } from '../engine/schema';
+import { selectNegativePrompt } from '../store/selectors';
 import { studioStore, useStudio } from '../store/store';
 
 export function PromptFields() {
   const prompt = useStudio((s) => s.prompt);
-  const negativePrompt = useStudio((s) => s.negativePrompt);
+  const negativePrompt = useStudio(selectNegativePrompt);
   const { setPrompt, setNegativePrompt } = studioStore.getState();
   return (
     <>
@@ -13,7 +14,7 @@ export function PromptFields() {
           id="prompt"
           data-testid="prompt"
           rows={4}
-          maxLength={LIMITS.promptChars}
+          maxLength={GENERATE_FIELDS.prompt.maxLength}
           placeholder="a red apple on a blue background"
           aria-describedby="prompt-hint"
           aria-keyshortcuts="Control+Enter Meta+Enter"
@@ -30,7 +31,7 @@ export function PromptFields() {
           id="negative-prompt"
           type="text"
           data-testid="negative-prompt"
-          maxLength={LIMITS.promptChars}
+          maxLength={GENERATE_FIELDS.negativePrompt.maxLength}
           placeholder="what to steer away from"
           value={negativePrompt}
           onChange={(e) => setNegativePrompt(e.currentTarget.value)}

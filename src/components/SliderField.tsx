@@ -6,19 +6,22 @@ interface SliderFieldProps {
   min: number;
   max: number;
   step: number;
-  value: number;
+  /** null: the model's default, not known until it has loaded. */
+  value: number | null;
   hint?: string;
   onChange(value: number): void;
 }
 
 export function SliderField({ id, label, testId, min, max, step, value, hint, onChange }: SliderFieldProps) {
   const hintId = hint ? `${id}-hint` : undefined;
+  // an unknown default sits mid-range, and the output says so rather than show a made-up number
+  const position = value ?? min + Math.round((max - min) / 2 / step) * step;
   return (
     <div className="field">
       <div className="field-head">
         <label htmlFor={id}>{label}</label>
-        <output htmlFor={id} data-testid={`${testId}-value`}>
-          {value}
+        <output htmlFor={id} data-testid={`${testId}-value`} title={value === null ? "The model's default, once it has loaded" : undefined}>
+          {value ?? 'auto'}
         </output>
       </div>
       <input
@@ -28,7 +31,7 @@ export function SliderField({ id, label, testId, min, max, step, value, hint, on
         min={min}
         max={max}
         step={step}
-        value={value}
+        value={position}
         aria-describedby={hintId}
         onChange={(e) => onChange(e.currentTarget.valueAsNumber)}
       />

@@ -1,6 +1,6 @@
 import type { GeneratedImage } from '../engine/protocol';
 import { addTextChunk, formatParameters } from '../png';
-import type { LastImage } from '../store/state';
+import type { ImageRecord } from '../store/state';
 
 /** The browser's PNG encoder, fed exactly the engine's RGBA bytes. */
 async function encodePng(image: GeneratedImage): Promise<Uint8Array> {
@@ -17,17 +17,15 @@ async function encodePng(image: GeneratedImage): Promise<Uint8Array> {
   return new Uint8Array(await blob.arrayBuffer());
 }
 
-export const downloadName = (last: LastImage) => `webdit-${last.params.seed}.png`;
+export const downloadName = (record: ImageRecord) => `webdit-${record.params.seed}.png`;
 
-/** Saves the image as a PNG carrying its settings in AUTOMATIC1111's `parameters` chunk. */
-export async function downloadPng(last: LastImage): Promise<void> {
-  const { image, params, modelId, shift } = last;
-  const text = formatParameters({ ...params, width: image.width, height: image.height, modelId, shift });
-  const png = addTextChunk(await encodePng(image), 'parameters', text);
+/** Saves the image as a PNG carrying its own settings (its seed) in AUTOMATIC1111's `parameters` chunk. */
+export async function downloadPng(record: ImageRecord): Promise<void> {
+  const png = addTextChunk(await encodePng(record.image), 'parameters', formatParameters(record));
   const url = URL.createObjectURL(new Blob([png], { type: 'image/png' }));
   const a = document.createElement('a');
   a.href = url;
-  a.download = downloadName(last);
+  a.download = downloadName(record);
   document.body.append(a);
   a.click();
   a.remove();

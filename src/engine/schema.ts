@@ -13,14 +13,15 @@ export interface InitImage {
 }
 
 type FieldSpec =
-  | { kind: 'string'; maxLength: number; default: string; hint: string }
+  | { kind: 'string'; maxLength: number; default?: string; hint: string }
   | { kind: 'int'; min: number; max: number; default?: number; hint: string }
   | { kind: 'number'; min: number; max: number; step?: number; default?: number; hint: string }
   | { kind: 'image'; hint: string };
 
 export const GENERATE_FIELDS = {
   prompt: { kind: 'string', maxLength: 10_000, default: '', hint: 'Shorten the prompt (only the first tokens are used anyway).' },
-  negativePrompt: { kind: 'string', maxLength: 10_000, default: '', hint: 'Shorten the negative prompt.' },
+  /** No default here: the model's own default negative prompt applies. */
+  negativePrompt: { kind: 'string', maxLength: 10_000, hint: 'Shorten the negative prompt.' },
   /** No default here: the model's own default applies. */
   numInferenceSteps: { kind: 'int', min: 1, max: 50, hint: 'Set steps between 1 and 50.' },
   guidanceScale: { kind: 'number', min: 1, max: 20, step: 0.5, hint: 'Set guidance between 1 (off) and 20.' },

@@ -1,16 +1,13 @@
-import type { EngineClient } from '../engine/client';
 import { applyEvent } from './reducer';
-import type { EnginePort, StudioStore } from './store';
-
-export type ConnectableEngine = EnginePort & Pick<EngineClient, 'subscribe'>;
+import type { StudioEngine, StudioStore } from './store';
 
 /**
  * Wires an engine to the store, once, outside React: requests go out through the store's
  * actions, events come back through the pure reducer. Returns the disconnect function.
  */
-export function connectEngine(store: StudioStore, client: ConnectableEngine): () => void {
-  store.getState().attachEngine(client);
-  const unsubscribe = client.subscribe((event) => store.setState((state) => applyEvent(state, event)));
+export function connectEngine(store: StudioStore, engine: StudioEngine): () => void {
+  store.getState().attachEngine(engine);
+  const unsubscribe = engine.subscribe((event) => store.setState((state) => applyEvent(state, event)));
   return () => {
     unsubscribe();
     store.getState().attachEngine(null);

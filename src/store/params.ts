@@ -1,26 +1,39 @@
-import { LIMITS, type BackendPreference } from '../engine/protocol';
+import type { BackendPreference, Range } from '../engine/protocol';
+import { GENERATE_FIELDS } from '../engine/schema';
 
 /** Largest seed: the engine's noise generator (mulberry32) takes a uint32. */
-export const MAX_SEED = 0xffffffff;
-export const GUIDANCE_STEP = 0.5;
+export const MAX_SEED = GENERATE_FIELDS.seed.max;
+/** The guidance slider's step; clamps round to it so the slider and the store agree. */
+export const GUIDANCE_STEP = GENERATE_FIELDS.guidanceScale.step;
 
-const clamp = (x: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, x));
+/** A preview every 5 steps costs one small VAE decode each time... */
+export const PREVIEW_EVERY = 5;
+/** ...and shorter runs finish before a preview would help. */
+export const MIN_STEPS_FOR_PREVIEW = 10;
 
-/** Integer in LIMITS.steps, or null when `value` is not a number (e.g. an emptied field). */
-export function clampSteps(value: number): number | null {
+const clamp = (x: number, { min, max }: Range) => Math.min(max, Math.max(min, x));
+
+/** Integer in `range`, or null when `value` is not a number (e.g. an emptied field). */
+export function clampInt(value: number, range: Range): number | null {
   if (!Number.isFinite(value)) return null;
-  return clamp(Math.round(value), LIMITS.steps.min, LIMITS.steps.max);
+  return clamp(Math.round(value), range);
 }
 
-/** Nearest multiple of 0.5 in LIMITS.guidance, matching the slider's step. */
-export function clampGuidance(value: number): number | null {
+/** Nearest multiple of GUIDANCE_STEP in `range`, matching the slider. */
+export function clampGuidance(value: number, range: Range): number | null {
   if (!Number.isFinite(value)) return null;
-  return clamp(Math.round(value / GUIDANCE_STEP) * GUIDANCE_STEP, LIMITS.guidance.min, LIMITS.guidance.max);
+  return clamp(Math.round(value / GUIDANCE_STEP) * GUIDANCE_STEP, range);
 }
 
 export function clampSeed(value: number): number | null {
   if (!Number.isFinite(value)) return null;
-  return clamp(Math.trunc(value), 0, MAX_SEED);
+  return clamp(Math.trunc(value), { min: 0, max: MAX_SEED });
+}
+
+/** previewEvery for a run of `steps` (null: the model's default, not known yet). */
+export function previewEvery(livePreview: boolean, steps: number | null): number {
+  if (!livePreview) return 0;
+  return steps !== null && steps < MIN_STEPS_FOR_PREVIEW ? 0 : PREVIEW_EVERY;
 }
 
 export function randomSeed(): number {

@@ -1,115 +1,140 @@
-import { assertNever, WORKER_ID, type DoneResult, type EngineErrorInfo, type WorkerEvent } from '../engine/protocol';
+import {
+  assertNever,
+  WORKER_ID,
+  type DoneResult,
+  type EngineErrorInfo,
+  type ProgressEvent,
+  type WorkerEvent,
+} from '../engine/protocol';
 import { formatSeconds } from './format';
-import { clampGuidance, clampSteps } from './params';
-import { idleGeneration, type StudioData } from './state';
+import { idleGeneration, MAX_IMAGES, type StudioData } from './state';
 
-/** The id EngineClient uses for errors that belong to no request (the worker itself crashed). */
-export const WORKER_ERROR_ID = WORKER_ID;
-
-/** Store-side refusals that a finished load makes obsolete. */
-export const NOT_READY_ERROR = 'NotReadyError';
+interface Match {
+  isLoad: boolean;
+  isGenerate: boolean;
+}
 
 /**
  * Applies one engine event to the studio state and returns the fields that change (empty when
- * the event is stale). Pure: no engine calls, no clocks, so every case is a one-line test.
+ * the event belongs to no job the store follows). Pure: no engine calls, no clocks, so every
+ * case is a one-line test.
  */
 export function applyEvent(state: StudioData, event: WorkerEvent): Partial<StudioData> {
   const { model, generation } = state;
-  const isLoad = model.requestId !== null && event.id === model.requestId;
-  const isGenerate = generation.requestId !== null && event.id === generation.requestId;
-  const isCancel = generation.cancelRequestId !== null && event.id === generation.cancelRequestId;
+  const match: Match = {
+    isLoad: model.requestId !== null && event.id === model.requestId,
+    isGenerate: generation.requestId !== null && event.id === generation.requestId,
+  };
 
   switch (event.type) {
-    case 'download': {
-      if (!isLoad) return {};
-      const { file, loaded, total } = event;
-      return { model: { ...model, files: { ...model.files, [file]: { file, loaded, total } } } };
-    }
-    case 'status':
-      if (isLoad) return { model: { ...model, message: event.message } };
-      if (isGenerate) return { generation: { ...generation, message: event.message } };
-      return {};
+    case 'progress':
+      return applyProgress(state, event, match);
     case 'backend':
-      return isLoad ? { model: { ...model, backend: event.info } } : {};
-    case 'step': {
-      if (!isGenerate) return {};
-      const { step, total, msPerStep } = event;
-      const etaMs = msPerStep > 0 ? Math.max(0, total - step) * msPerStep : null;
-      return { generation: { ...generation, step, total, msPerStep, etaMs } };
+      return match.isLoad ? { model: { ...model, loadingBackend: event.info } } : {};
+    case 'preview':
+      // the canvas previews the first image, the one shown large when the batch is done
+      return match.isGenerate && event.index === 0 ? { preview: event.image } : {};
+    case 'image': {
+      if (!match.isGenerate) return {};
+      const { type: _type, id: jobId, ...result } = event;
+      return { images: [...state.images, { ...result, jobId }].slice(-MAX_IMAGES), shown: null, preview: null };
     }
     case 'done':
-      return applyDone(state, event.result, { isLoad, isGenerate, isCancel });
+      return applyDone(state, event.result, match);
     case 'error':
-      return applyError(state, event.error, { isLoad, isGenerate, isCancel, isWorker: event.id === WORKER_ERROR_ID });
+      return applyError(state, event.error, { ...match, isWorker: event.id === WORKER_ID });
     default:
       return assertNever(event);
   }
 }
 
-interface Match {
-  isLoad: boolean;
-  isGenerate: boolean;
-  isCancel: boolean;
+function applyProgress(state: StudioData, event: ProgressEvent, match: Match): Partial<StudioData> {
+  const { model, generation } = state;
+  switch (event.stage) {
+    case 'queued':
+      if (match.isGenerate) return { generation: { ...generation, queued: true } };
+      if (match.isLoad) return { model: { ...model, message: 'Waiting for the running image to finish' } };
+      return {};
+    case 'download': {
+      if (!match.isLoad) return {};
+      const { file, loaded, total } = event;
+      return { model: { ...model, files: { ...model.files, [file]: { file, loaded, total } } } };
+    }
+    case 'prepare':
+      return match.isLoad ? { model: { ...model, message: event.message } } : {};
+    case 'denoise': {
+      if (!match.isGenerate) return {};
+      const { step, total, msPerStep } = event;
+      const etaMs = msPerStep > 0 ? Math.max(0, total - step) * msPerStep : null;
+      return { generation: { ...generation, queued: false, step, total, msPerStep, etaMs } };
+    }
+    default:
+      return assertNever(event);
+  }
 }
 
 function applyDone(state: StudioData, result: DoneResult, match: Match): Partial<StudioData> {
   switch (result.request) {
-    case 'load': {
+    case 'load':
       if (!match.isLoad) return {};
-      const { defaults } = result.model;
-      const { touched } = state;
       return {
-        model: { ...state.model, status: 'ready', info: result.model, backend: result.backend, loadMs: result.loadMs, message: null },
-        // The model knows its best settings; only what the user chose wins over them.
-        numInferenceSteps: touched.numInferenceSteps ? state.numInferenceSteps : (clampSteps(defaults.steps) ?? state.numInferenceSteps),
-        guidanceScale: touched.guidanceScale ? state.guidanceScale : (clampGuidance(defaults.guidanceScale) ?? state.guidanceScale),
-        negativePrompt: touched.negativePrompt ? state.negativePrompt : defaults.negativePrompt,
-        error: state.error?.name === NOT_READY_ERROR ? null : state.error,
+        model: {
+          ...state.model,
+          status: 'ready',
+          info: result.model,
+          backend: result.backend,
+          loadingBackend: null,
+          loadMs: result.loadMs,
+          message: null,
+        },
+        // a run queued behind this load starts now
+        generation: { ...state.generation, queued: false },
+        // a "not loaded yet" refusal is obsolete now; other banners stay
+        error: state.error?.name === 'NotReadyError' ? null : state.error,
         notice: null,
       };
-    }
     case 'generate': {
       if (!match.isGenerate) return {};
-      const { image, params, modelId, shift, timings } = result;
+      const { timings } = result;
+      const { total } = state.generation;
       return {
-        lastImage: { image, params, modelId, shift, timings },
-        generation: { ...idleGeneration, step: params.numInferenceSteps, total: params.numInferenceSteps, msPerStep: timings.msPerStep },
+        generation: { ...idleGeneration, step: total, total, msPerStep: timings.msPerStep },
+        preview: null,
         notice: `Done in ${formatSeconds(timings.totalMs)}`,
       };
     }
     case 'cancel':
-      // The target still ends with its own event (CancelledError, or done if it won the race).
-      return match.isCancel ? { generation: { ...state.generation, cancelRequestId: null } } : {};
+      // The store follows the target's own final event (CancelledError, or done if it won the race).
+      return {};
     default:
       return assertNever(result);
   }
 }
 
-function applyError(
-  state: StudioData,
-  error: EngineErrorInfo,
-  match: Match & { isWorker: boolean },
-): Partial<StudioData> {
+function applyError(state: StudioData, error: EngineErrorInfo, match: Match & { isWorker: boolean }): Partial<StudioData> {
   const { model, generation } = state;
   if (match.isWorker) {
     // A crashed worker answers nothing in flight: unblock the UI and say so.
     return {
       error,
-      model: model.status === 'loading' ? { ...model, status: 'error' } : model,
+      model: model.status === 'loading' ? { ...model, status: 'error', loadingBackend: null } : model,
       generation: idleGeneration,
+      preview: null,
     };
   }
-  if (match.isLoad) return { error, model: { ...model, status: 'error', message: null, backend: null } };
+  if (match.isLoad) {
+    // The engine keeps the model it had (info, backend): a failed load only fails itself.
+    return { error, model: { ...model, status: 'error', message: null, loadingBackend: null }, generation: { ...generation, queued: false } };
+  }
   if (match.isGenerate) {
     if (error.name === 'CancelledError') {
       const { step, total } = generation;
-      return { generation: { ...idleGeneration, step, total }, notice: `Cancelled at step ${step}/${total}` };
+      const notice = total > 0 ? `Cancelled at step ${step}/${total}` : 'Cancelled before it started';
+      return { generation: { ...idleGeneration, step, total }, preview: null, notice };
     }
-    return { error, generation: idleGeneration, notice: null };
-  }
-  if (match.isCancel) {
-    // The run goes on and will end with its own event; only the cancel itself failed.
-    return { error, generation: { ...generation, cancelRequestId: null } };
+    // A run that waited for a load that failed hears "not ready": the load's banner says more.
+    const keepLoadError = error.name === 'NotReadyError' && model.status === 'error' && state.error !== null;
+    return { error: keepLoadError ? state.error : error, generation: idleGeneration, preview: null, notice: null };
   }
   return {};
 }

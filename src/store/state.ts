@@ -1,12 +1,5 @@
-import type {
-  BackendInfo,
-  BackendPreference,
-  EngineErrorInfo,
-  GenerateParams,
-  GenerateTimings,
-  GeneratedImage,
-  ModelInfo,
-} from '../engine/protocol';
+import type { BackendInfo, BackendPreference, EngineErrorInfo, GeneratedImage, ImageResult, ModelInfo } from '../engine/protocol';
+import { GENERATE_FIELDS } from '../engine/schema';
 
 export interface FileProgress {
   file: string;
@@ -15,15 +8,20 @@ export interface FileProgress {
 }
 
 export interface ModelState {
+  /** Of the latest load request. */
   status: 'idle' | 'loading' | 'ready' | 'error';
-  /** Id of the load request in flight or last finished; events from older loads are ignored. */
+  /** Id of the load job in flight or last finished; events from older loads are ignored. */
   requestId: string | null;
-  /** Manifest URL of the current load, kept so a backend switch can reload it. */
+  /** Model folder URL of the latest load, kept so a backend switch can load it again. */
   url: string | null;
-  /** Download progress per file, in the order the engine reported them. */
+  /** Download progress per file of the latest load, in the order the engine reported them. */
   files: Record<string, FileProgress>;
-  /** Latest `status` message from the engine ("Compiling shaders…"). */
+  /** Latest `prepare` progress of the latest load ("Starting WebGPU sessions"). */
   message: string | null;
+  /** The backend the load in flight is trying; it becomes `backend` only if the load succeeds. */
+  loadingBackend: BackendInfo | null;
+  // The model the engine holds. A new load replaces it only when it succeeds (a failed or
+  // cancelled one leaves it in place), so these outlive the load that follows them.
   info: ModelInfo | null;
   backend: BackendInfo | null;
   loadMs: number | null;
@@ -31,80 +29,106 @@ export interface ModelState {
 
 export interface GenerationState {
   status: 'idle' | 'running' | 'cancelling';
+  /** The generate job the UI started; events of other jobs are ignored. */
   requestId: string | null;
-  cancelRequestId: string | null;
-  /** Steps finished so far (the engine's last `step` event), out of `total`. */
+  /** The engine put the job behind another one (the model load) and it has not started yet. */
+  queued: boolean;
+  /** Steps finished so far (the last `denoise` progress), out of `total` (0 until known). */
   step: number;
   total: number;
   msPerStep: number | null;
   /** (total - step) * msPerStep; null until the first step reports its speed. */
   etaMs: number | null;
-  message: string | null;
 }
 
-export interface LastImage {
-  image: GeneratedImage;
-  params: GenerateParams;
-  modelId: string;
-  shift: number;
-  timings: GenerateTimings;
+/** One finished image, as its `image` event brought it, plus the job it belongs to. */
+export interface ImageRecord extends ImageResult {
+  /** The generate job; the images of one job are one batch. */
+  jobId: string;
 }
 
-/** The store's data; the actions live in store.ts. */
+/**
+ * The store's data; the actions live in store.ts. Settings that a model has a default for are
+ * null until the user picks a value: the selectors resolve them against the loaded model, so a
+ * reload (another backend, another model) brings its own defaults without overwriting choices.
+ */
 export interface StudioData {
   prompt: string;
-  negativePrompt: string;
-  numInferenceSteps: number;
-  guidanceScale: number;
+  /** null: the model's default negative prompt. */
+  negativePrompt: string | null;
+  /** null: the model's default. Clamped to the model's limits by the selectors. */
+  numInferenceSteps: number | null;
+  /** null: the model's default. */
+  guidanceScale: number | null;
+  /** Batch size: images per Generate, seeds seed, seed+1, … */
+  numImagesPerPrompt: number;
   seed: number;
   /** "New seed each time": roll before every generate(). */
   randomizeSeed: boolean;
+  /** Ask the engine for previews of the expected image while it denoises. */
+  livePreview: boolean;
   backendPreference: BackendPreference;
-  /** Which settings the user changed, so a model's defaults do not overwrite them. */
-  touched: { numInferenceSteps: boolean; guidanceScale: boolean; negativePrompt: boolean };
   model: ModelState;
   generation: GenerationState;
-  lastImage: LastImage | null;
+  /** Finished images, newest last, at most MAX_IMAGES. */
+  images: ImageRecord[];
+  /** The thumbnail the user picked; null shows the newest batch's first image. */
+  shown: { jobId: string; index: number } | null;
+  /** Latest preview of the running job's first image; cleared when its images arrive. */
+  preview: GeneratedImage | null;
   /** The banner; a CancelledError never lands here. */
   error: EngineErrorInfo | null;
   /** One-line outcome of the last action ("Done in 1.2 s", "Cancelled at step 2/20"). */
   notice: string | null;
 }
 
+/**
+ * Every record keeps its RGBA pixels in memory (16 kB at 64x64, 4 MB at 1024x1024), and nothing
+ * shows more than the newest batch yet: 32 bounds that memory and still holds 4 full batches.
+ */
+export const MAX_IMAGES = 32;
+
 export const idleGeneration: GenerationState = {
   status: 'idle',
   requestId: null,
-  cancelRequestId: null,
+  queued: false,
   step: 0,
   total: 0,
   msPerStep: null,
   etaMs: null,
-  message: null,
 };
+
+export const idleModel: ModelState = {
+  status: 'idle',
+  requestId: null,
+  url: null,
+  files: {},
+  message: null,
+  loadingBackend: null,
+  info: null,
+  backend: null,
+  loadMs: null,
+};
+
+/** A fixed first seed, so a fresh page reproduces the same first image. */
+const FIRST_SEED = 42;
 
 export function initialData(backendPreference: BackendPreference = 'auto'): StudioData {
   return {
-    prompt: '',
-    negativePrompt: '',
-    // Placeholders until the model's manifest brings its own defaults.
-    numInferenceSteps: 20,
-    guidanceScale: 4,
-    seed: 42,
+    prompt: GENERATE_FIELDS.prompt.default,
+    negativePrompt: null,
+    numInferenceSteps: null,
+    guidanceScale: null,
+    numImagesPerPrompt: GENERATE_FIELDS.numImagesPerPrompt.default,
+    seed: FIRST_SEED,
     randomizeSeed: false,
+    livePreview: true,
     backendPreference,
-    touched: { numInferenceSteps: false, guidanceScale: false, negativePrompt: false },
-    model: {
-      status: 'idle',
-      requestId: null,
-      url: null,
-      files: {},
-      message: null,
-      info: null,
-      backend: null,
-      loadMs: null,
-    },
+    model: idleModel,
     generation: idleGeneration,
-    lastImage: null,
+    images: [],
+    shown: null,
+    preview: null,
     error: null,
     notice: null,
   };

@@ -1,32 +1,43 @@
 import { useStore } from 'zustand';
 import { createStore, type StoreApi } from 'zustand/vanilla';
-import type { EngineClient } from '../engine/client';
-import type { BackendPreference, EngineErrorInfo, GenerateParams } from '../engine/protocol';
-import { NOT_READY_ERROR } from './reducer';
-import { backendFromSearch, clampGuidance, clampSeed, clampSteps, isBackendPreference, randomSeed } from './params';
+import { isErrorName, toErrorInfo } from '../engine/errors';
+import type { BackendPreference, EngineErrorInfo, GenerateRequestParams, ImageEngine, WorkerEvent } from '../engine/protocol';
+import { backendFromSearch, clampGuidance, clampInt, clampSeed, isBackendPreference, previewEvery, randomSeed } from './params';
+import { selectGuidanceScale, selectLimits, selectNegativePrompt, selectNumImagesPerPrompt, selectNumInferenceSteps } from './selectors';
 import { idleGeneration, initialData, type StudioData } from './state';
 
-/** What the store needs from the engine; tests pass a fake that records calls. */
-export type EnginePort = Pick<EngineClient, 'load' | 'generate' | 'cancel'>;
+/**
+ * The one seam between the store and an engine: the ImageEngine calls for the actions, plus every
+ * job's events for the reducer (EngineClient in the app, FakeEngine in tests).
+ */
+export type StudioEngine = ImageEngine & { subscribe(listener: (event: WorkerEvent) => void): () => void };
 
 export interface StudioActions {
   /** Routes requests to this engine (connectEngine does it; null detaches). */
-  attachEngine(engine: EnginePort | null): void;
+  attachEngine(engine: ImageEngine | null): void;
+  /** The engine could not start at all: the model cannot load, and the banner says why. */
+  engineUnavailable(error: EngineErrorInfo): void;
   setPrompt(prompt: string): void;
   setNegativePrompt(negativePrompt: string): void;
-  /** Rounded and clamped to 1..50; NaN is ignored. */
+  /** Rounded and clamped to the model's limits (the schema's before a model is loaded); NaN is ignored. */
   setNumInferenceSteps(steps: number): void;
-  /** Rounded to 0.5 and clamped to 1..12; NaN is ignored. */
+  /** Rounded to the slider's step and clamped like the steps; NaN is ignored. */
   setGuidanceScale(scale: number): void;
+  /** Batch size, clamped like the steps; NaN is ignored. */
+  setNumImagesPerPrompt(count: number): void;
   /** Truncated and clamped to a uint32; NaN is ignored. */
   setSeed(seed: number): void;
   setRandomizeSeed(on: boolean): void;
   rollSeed(): void;
-  /** Loads a model manifest with the current backend preference. */
+  setLivePreview(on: boolean): void;
+  /** Loads a model folder (URL ending in '/') with the current backend preference; a load in flight is cancelled first. */
   loadModel(modelUrl: string): void;
+  /** Sends a generate; while the model loads, the engine queues it behind the load. */
   generate(): void;
   cancel(): void;
-  /** Remembers the choice in `?backend=` and reloads the model with it. */
+  /** Shows this image of the newest batches large. */
+  showImage(jobId: string, index: number): void;
+  /** Remembers the choice in `?backend=` and loads the model again with it. */
   setBackendPreference(preference: BackendPreference): void;
   /** Shows a banner for a failure outside the engine (a download that could not be saved). */
   reportError(error: EngineErrorInfo): void;
@@ -36,31 +47,17 @@ export interface StudioActions {
 export type StudioState = StudioData & StudioActions;
 export type StudioStore = StoreApi<StudioState>;
 
-const errors = {
-  noEngine: {
-    name: 'EngineMissingError',
-    message: 'The image engine has not started.',
-    action: 'Reload the page. If this keeps happening, use a recent Chrome, Edge or Firefox (module Web Workers are needed).',
-  },
-  notReady: (modelFailed: boolean): EngineErrorInfo => ({
-    name: NOT_READY_ERROR,
-    message: 'The model is not loaded yet.',
-    action: modelFailed
-      ? 'Loading failed: pick another backend in the header to try again, or reload the page.'
-      : 'Wait for the download to finish, then press Generate.',
-  }),
-  busy: {
-    name: 'BusyError',
-    message: 'An image is still being generated.',
-    action: 'Wait for it to finish, or press Cancel (Esc) first.',
-  },
-  // The engine runs one load at a time and would answer a second with BusyError.
-  stillLoading: {
-    name: 'BusyError',
-    message: 'The model is still loading.',
-    action: 'Wait for it to finish, or reload the page with ?backend=wasm (or webgpu) to start over with another backend.',
-  },
-} satisfies Record<string, EngineErrorInfo | ((...args: never[]) => EngineErrorInfo)>;
+const noEngine: EngineErrorInfo = {
+  name: 'EngineMissingError',
+  message: 'The image engine has not started.',
+  action: 'Reload the page. If this keeps happening, use a recent Chrome, Edge or Firefox (module Web Workers are needed).',
+};
+
+/** A job's rejection (EngineClient's JobError carries the protocol payload) as a banner. */
+function errorInfoOf(e: unknown): EngineErrorInfo {
+  const info = (e as { info?: EngineErrorInfo } | null)?.info;
+  return info && isErrorName(info.name) ? info : toErrorInfo(e);
+}
 
 /** The URL's `?backend=` in a browser, 'auto' elsewhere (tests, SSR). */
 function backendFromUrl(): BackendPreference {
@@ -78,10 +75,16 @@ function writeBackendToUrl(preference: BackendPreference): void {
 
 export function createStudioStore(backendPreference: BackendPreference = backendFromUrl()): StudioStore {
   // Outside the state: the engine is a handle, not data to render or reset.
-  let engine: EnginePort | null = null;
+  let engine: ImageEngine | null = null;
 
   return createStore<StudioState>()((set, get) => {
-    const refuse = (error: EngineErrorInfo) => set({ error });
+    /** Cancel a job; the store follows its own final event, so only a failed cancel is news. */
+    const cancelJob = (jobId: string, onFailure?: () => void) => {
+      engine?.cancel(jobId).catch((e: unknown) => {
+        set({ error: errorInfoOf(e) });
+        onFailure?.();
+      });
+    };
 
     return {
       ...initialData(backendPreference),
@@ -90,15 +93,21 @@ export function createStudioStore(backendPreference: BackendPreference = backend
         engine = next;
       },
 
+      engineUnavailable: (error) => set({ model: { ...get().model, status: 'error' }, error }),
+
       setPrompt: (prompt) => set({ prompt }),
-      setNegativePrompt: (negativePrompt) => set({ negativePrompt, touched: { ...get().touched, negativePrompt: true } }),
+      setNegativePrompt: (negativePrompt) => set({ negativePrompt }),
       setNumInferenceSteps: (steps) => {
-        const numInferenceSteps = clampSteps(steps);
-        if (numInferenceSteps !== null) set({ numInferenceSteps, touched: { ...get().touched, numInferenceSteps: true } });
+        const numInferenceSteps = clampInt(steps, selectLimits(get()).numInferenceSteps);
+        if (numInferenceSteps !== null) set({ numInferenceSteps });
       },
       setGuidanceScale: (scale) => {
-        const guidanceScale = clampGuidance(scale);
-        if (guidanceScale !== null) set({ guidanceScale, touched: { ...get().touched, guidanceScale: true } });
+        const guidanceScale = clampGuidance(scale, selectLimits(get()).guidanceScale);
+        if (guidanceScale !== null) set({ guidanceScale });
+      },
+      setNumImagesPerPrompt: (count) => {
+        const numImagesPerPrompt = clampInt(count, selectLimits(get()).numImagesPerPrompt);
+        if (numImagesPerPrompt !== null) set({ numImagesPerPrompt });
       },
       setSeed: (value) => {
         const seed = clampSeed(value);
@@ -106,14 +115,16 @@ export function createStudioStore(backendPreference: BackendPreference = backend
       },
       setRandomizeSeed: (randomizeSeed) => set({ randomizeSeed }),
       rollSeed: () => set({ seed: randomSeed() }),
+      setLivePreview: (livePreview) => set({ livePreview }),
 
       loadModel: (modelUrl) => {
-        if (!engine) return refuse(errors.noEngine);
-        if (get().model.status === 'loading') return refuse(errors.stillLoading);
-        if (get().generation.status !== 'idle') return refuse(errors.busy);
-        const requestId = engine.load(modelUrl, get().backendPreference);
+        if (!engine) return set({ error: noEngine });
+        const { model, backendPreference } = get();
+        // The new load replaces the one in flight; the engine keeps its current model until one succeeds.
+        if (model.status === 'loading' && model.requestId !== null) cancelJob(model.requestId);
+        const job = engine.load({ modelUrl, backend: backendPreference });
         set({
-          model: { ...initialData().model, status: 'loading', requestId, url: modelUrl },
+          model: { ...model, status: 'loading', requestId: job.id, url: modelUrl, files: {}, message: null, loadingBackend: null },
           error: null,
           notice: null,
         });
@@ -121,22 +132,28 @@ export function createStudioStore(backendPreference: BackendPreference = backend
 
       generate: () => {
         const state = get();
-        if (!engine) return refuse(errors.noEngine);
-        if (state.generation.status !== 'idle') return refuse(errors.busy);
-        if (state.model.status !== 'ready') return refuse(errors.notReady(state.model.status === 'error'));
+        if (!engine) return set({ error: noEngine });
+        // The store follows one run (the button and shortcut are off meanwhile); this only stops a double call.
+        if (state.generation.status !== 'idle') return;
         // An empty prompt is valid: it asks for an unconditional sample.
         const seed = state.randomizeSeed ? randomSeed() : state.seed;
-        const params: GenerateParams = {
+        const numInferenceSteps = selectNumInferenceSteps(state);
+        const guidanceScale = selectGuidanceScale(state);
+        const params: GenerateRequestParams = {
           prompt: state.prompt,
-          negativePrompt: state.negativePrompt,
-          numInferenceSteps: state.numInferenceSteps,
-          guidanceScale: state.guidanceScale,
+          negativePrompt: selectNegativePrompt(state),
           seed,
+          numImagesPerPrompt: selectNumImagesPerPrompt(state),
+          previewEvery: previewEvery(state.livePreview, numInferenceSteps),
+          // before the model has loaded, absent values mean "the model's default" to the engine
+          ...(numInferenceSteps !== null && { numInferenceSteps }),
+          ...(guidanceScale !== null && { guidanceScale }),
         };
-        const requestId = engine.generate(params);
+        const job = engine.generate(params);
         set({
           seed,
-          generation: { ...idleGeneration, status: 'running', requestId, total: params.numInferenceSteps },
+          generation: { ...idleGeneration, status: 'running', requestId: job.id, total: numInferenceSteps ?? 0 },
+          preview: null,
           error: null,
           notice: null,
         });
@@ -145,15 +162,19 @@ export function createStudioStore(backendPreference: BackendPreference = backend
       cancel: () => {
         const { generation } = get();
         if (!engine || generation.status !== 'running' || generation.requestId === null) return;
-        const cancelRequestId = engine.cancel(generation.requestId);
-        set({ generation: { ...generation, status: 'cancelling', cancelRequestId } });
+        const target = generation.requestId;
+        set({ generation: { ...generation, status: 'cancelling' } });
+        cancelJob(target, () => {
+          // the run goes on and will end with its own event
+          const now = get().generation;
+          if (now.requestId === target && now.status === 'cancelling') set({ generation: { ...now, status: 'running' } });
+        });
       },
+
+      showImage: (jobId, index) => set({ shown: { jobId, index } }),
 
       setBackendPreference: (preference) => {
         if (!isBackendPreference(preference)) return;
-        // The engine takes one request at a time: a switch mid-run or mid-load would be refused.
-        if (get().generation.status !== 'idle') return refuse(errors.busy);
-        if (get().model.status === 'loading') return refuse(errors.stillLoading);
         set({ backendPreference: preference });
         writeBackendToUrl(preference);
         const { url } = get().model;

@@ -112,7 +112,7 @@ export function resolveParams(p: GenerateParams, info: ModelInfo): ResolvedGener
   const { defaults, limits } = info;
   const r: ResolvedGenerateParams = {
     prompt: p.prompt,
-    negativePrompt: p.negativePrompt,
+    negativePrompt: p.negativePrompt ?? defaults.negativePrompt,
     numInferenceSteps: p.numInferenceSteps ?? defaults.numInferenceSteps,
     guidanceScale: p.guidanceScale ?? defaults.guidanceScale,
     seed: p.seed ?? crypto.getRandomValues(new Uint32Array(1))[0],
