@@ -3,11 +3,12 @@ import { createRoot } from 'react-dom/client';
 import { App } from './App';
 import { createEngineClient } from './engine/client';
 import { connectEngine } from './store/connect';
+import { modelUrlFromSearch } from './store/params';
 import { studioStore } from './store/store';
 import './styles.css';
 
-/** The model folder (diffusers layout); the engine finds manifest.json in it. */
-const MODEL_URL = `${import.meta.env.BASE_URL}models/webdit-tiny/`;
+/** The embedded model folder (diffusers layout); the engine finds manifest.json in it. */
+const EMBEDDED_MODEL_URL = `${import.meta.env.BASE_URL}models/webdit-tiny/`;
 
 // The engine is wired here, once, outside React, so StrictMode's double effects cannot start two workers.
 function startEngine(): void {
@@ -21,7 +22,14 @@ function startEngine(): void {
     });
     return;
   }
-  studioStore.getState().loadModel(MODEL_URL);
+  // ?model=<owner/repo | folder URL> (&revision=, &hub=) picks another model folder
+  const model = modelUrlFromSearch(location.search, EMBEDDED_MODEL_URL);
+  if ('error' in model) {
+    studioStore.getState().loadModel(EMBEDDED_MODEL_URL);
+    studioStore.getState().reportError({ name: 'BadRequestError', message: `${model.error} The embedded model is loaded instead.`, action: 'Use ?model=owner/name (a Hugging Face repo) or the URL of a model folder.' });
+    return;
+  }
+  studioStore.getState().loadModel(model.url);
 }
 
 startEngine();

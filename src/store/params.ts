@@ -53,3 +53,21 @@ export function backendFromSearch(search: string): BackendPreference {
   const value = new URLSearchParams(search).get('backend');
   return isBackendPreference(value) ? value : 'auto';
 }
+
+export const DEFAULT_HUB = 'https://huggingface.co';
+
+/**
+ * The model to load from the page URL: `?model=<owner/repo>` (with `?revision=`, default main, and
+ * `?hub=`, default the Hugging Face Hub) or `?model=<folder URL>`; without it, the embedded model.
+ * Returns a folder URL ending in '/', or an error text for a value that names no model.
+ */
+export function modelUrlFromSearch(search: string, embedded: string): { url: string } | { error: string } {
+  const q = new URLSearchParams(search);
+  const model = q.get('model')?.trim();
+  if (!model) return { url: embedded };
+  if (/^(https?:)?\/\//.test(model) || model.startsWith('/')) return { url: model.endsWith('/') ? model : `${model}/` };
+  if (!/^[\w.-]+\/[\w.-]+$/.test(model)) return { error: `"${model}" is neither a Hub repo id (owner/name) nor a model folder URL.` };
+  const revision = q.get('revision')?.trim() || 'main';
+  const hub = (q.get('hub')?.trim() || DEFAULT_HUB).replace(/\/+$/, '');
+  return { url: `${hub}/${model}/resolve/${encodeURIComponent(revision)}/` };
+}

@@ -4,7 +4,8 @@
  */
 import * as ort from 'onnxruntime-web/webgpu';
 import type { Backend, BackendInfo, BackendPreference } from '../protocol';
-import type { FloatTensor, GraphRunner, HostTensor } from './tensor';
+import { fromHalfArray, toHalfArray } from './float16';
+import type { FloatTensor, GraphRunner, HostTensor, InputInfo } from './tensor';
 import { EngineError, modelError } from '../errors';
 
 export interface RuntimeOptions {
@@ -78,23 +79,48 @@ function serialize<T>(fn: () => Promise<T>): Promise<T> {
   return next;
 }
 
-function toOrt(t: HostTensor): ort.Tensor {
-  return t.data instanceof BigInt64Array ? new ort.Tensor('int64', t.data, t.dims) : new ort.Tensor('float32', t.data, t.dims);
+/** A host tensor as the graph declares the input: int64/int32 ids, float32/float16 values. */
+function toOrt(t: HostTensor, want: string | undefined, name: string): ort.Tensor {
+  if (t.data instanceof BigInt64Array) {
+    if (want === 'int32') return new ort.Tensor('int32', Int32Array.from(t.data, Number), t.dims);
+    return new ort.Tensor('int64', t.data, t.dims);
+  }
+  if (want === 'float16') return new ort.Tensor('float16', toHalfArray(t.data), t.dims);
+  if (want !== undefined && want !== 'float32') throw new Error(`input "${name}" is ${want}; the engine feeds float32, float16, int32 or int64.`);
+  return new ort.Tensor('float32', t.data, t.dims);
+}
+
+function toFloat32(data: unknown, type: string): Float32Array {
+  if (type === 'float16') return data instanceof Uint16Array ? fromHalfArray(data) : Float32Array.from(data as ArrayLike<number>);
+  return data instanceof Float32Array ? new Float32Array(data) : Float32Array.from(data as ArrayLike<number>, Number);
 }
 
 class OrtRunner implements GraphRunner {
-  constructor(private session: ort.InferenceSession) {}
+  readonly inputs: ReadonlyMap<string, InputInfo>;
+
+  constructor(private session: ort.InferenceSession) {
+    const meta = (session as { inputMetadata?: readonly { name: string; isTensor: boolean; type?: string; shape?: readonly (number | string)[] }[] }).inputMetadata ?? [];
+    this.inputs = new Map(
+      session.inputNames.map((n) => {
+        const m = meta.find((x) => x.name === n);
+        return [n, { type: m?.isTensor ? m.type : undefined, shape: m?.isTensor ? [...(m.shape ?? [])] : undefined }];
+      }),
+    );
+  }
+
+  get outputNames(): readonly string[] {
+    return this.session.outputNames;
+  }
 
   run(feeds: Record<string, HostTensor>): Promise<Record<string, FloatTensor>> {
     return serialize(async () => {
       const inputs: Record<string, ort.Tensor> = {};
-      for (const [k, t] of Object.entries(feeds)) inputs[k] = toOrt(t);
+      for (const [k, t] of Object.entries(feeds)) inputs[k] = toOrt(t, this.inputs.get(k)?.type, k);
       const out = await this.session.run(inputs);
       const res: Record<string, FloatTensor> = {};
       for (const [k, t] of Object.entries(out)) {
         // getData() downloads from the GPU when the output lives there
-        const data = await t.getData();
-        res[k] = { data: data instanceof Float32Array ? new Float32Array(data) : Float32Array.from(data as ArrayLike<number>), dims: [...t.dims] };
+        res[k] = { data: toFloat32(await t.getData(), t.type), dims: [...t.dims] };
         t.dispose();
       }
       return res;

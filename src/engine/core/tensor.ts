@@ -10,7 +10,16 @@ export interface FloatTensor extends HostTensor {
 }
 
 /** Runs one ONNX graph. Implemented with onnxruntime-web in sessions.ts; the pipeline sees only this. */
+/** What a graph declares about one input (from the session; undefined where ORT does not say). */
+export interface InputInfo {
+  type: string | undefined;
+  shape: (number | string)[] | undefined;
+}
+
 export interface GraphRunner {
+  /** Inputs by name, with the dtype and shape the graph declares: feeds are converted to them. */
+  readonly inputs: ReadonlyMap<string, InputInfo>;
+  readonly outputNames: readonly string[];
   run(feeds: Record<string, HostTensor>): Promise<Record<string, FloatTensor>>;
   dispose(): Promise<void>;
 }

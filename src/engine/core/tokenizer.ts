@@ -33,12 +33,33 @@ export class TextTokenizer {
     }
   }
 
-  /** Ids exactly as the model sees them: truncated and padded to maxLength. */
-  encode(texts: string[], maxLength: number): TokenIds {
-    const enc = this.tok(texts, { padding: 'max_length', truncation: true, max_length: maxLength });
-    const ids = enc.input_ids;
-    const flat = ids.data as ArrayLike<bigint | number>;
-    const data = flat instanceof BigInt64Array ? flat : BigInt64Array.from(Array.from(flat, (x) => BigInt(x)));
-    return { data, dims: [ids.dims[0], ids.dims[1]] };
+  /**
+   * Ids exactly as the model sees them: truncated and padded to maxLength. With `keepEnd`, a text
+   * longer than maxLength keeps its closing special token (<|endoftext|>, </s>) as Python's
+   * transformers does; transformers.js 4.3.1 truncates after adding it and would drop it.
+   */
+  encode(texts: string[], maxLength: number, options: { keepEnd?: boolean } = {}): TokenIds {
+    if (!options.keepEnd) {
+      const enc = this.tok(texts, { padding: 'max_length', truncation: true, max_length: maxLength });
+      const ids = enc.input_ids;
+      const flat = ids.data as ArrayLike<bigint | number>;
+      const data = flat instanceof BigInt64Array ? flat : BigInt64Array.from(Array.from(flat, (x) => BigInt(x)));
+      return { data, dims: [ids.dims[0], ids.dims[1]] };
+    }
+    const data = new BigInt64Array(texts.length * maxLength);
+    const pad = BigInt(this.padId());
+    texts.forEach((text, b) => {
+      let ids = this.tok.encode(text);
+      if (ids.length > maxLength) ids = [...ids.slice(0, maxLength - 1), ids[ids.length - 1]];
+      for (let i = 0; i < maxLength; i++) data[b * maxLength + i] = i < ids.length ? BigInt(ids[i]) : pad;
+    });
+    return { data, dims: [texts.length, maxLength] };
+  }
+
+  /** The id padding uses (the tokenizer's pad token; CLIP-G's is "!", CLIP-L's <|endoftext|>). */
+  padId(): number {
+    const id = (this.tok as unknown as { pad_token_id?: number }).pad_token_id;
+    if (typeof id !== 'number') throw modelError('The tokenizer has no pad token.', 'Set "pad_token" in tokenizer_config.json.');
+    return id;
   }
 }

@@ -5,9 +5,10 @@
 import type { ModelFamily } from '../core/family';
 import type { ModelFolder } from '../core/folder';
 import { modelError } from '../errors';
+import { sd3 } from './sd3';
 import { webdit } from './webdit';
 
-export const FAMILIES: readonly ModelFamily[] = [webdit];
+export const FAMILIES: readonly ModelFamily[] = [webdit, sd3];
 
 /** The family of a folder, checked before any large download, with its components present. */
 export function detectFamily(folder: ModelFolder, families: readonly ModelFamily[] = FAMILIES): ModelFamily {

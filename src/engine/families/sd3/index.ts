@@ -1,0 +1,208 @@
+/**
+ * Stable Diffusion 3 / 3.5 in the optimum (diffusers) ONNX layout: CLIP-L (`text_encoder`),
+ * CLIP-G (`text_encoder_2`), optional T5 (`text_encoder_3`), an MMDiT (`transformer`) and a
+ * 16-channel VAE decoder. Conditioning follows diffusers' StableDiffusion3Pipeline (DESIGN.md §3).
+ */
+import { modelError } from '../../errors';
+import { sd3TransformerFeeds, type FamilyContext, type LoadedModel, type ModelFamily } from '../../core/family';
+import type { ModelFolder } from '../../core/folder';
+import { output, type FloatTensor, type GraphRunner } from '../../core/tensor';
+import type { TextTokenizer } from '../../core/tokenizer';
+
+interface TransformerConfig {
+  sample_size: number;
+  patch_size: number;
+  in_channels: number;
+  joint_attention_dim: number;
+  pooled_projection_dim: number;
+  pos_embed_max_size?: number;
+}
+
+interface VaeConfig {
+  latent_channels: number;
+  block_out_channels: number[];
+  scaling_factor: number;
+  shift_factor?: number;
+}
+
+interface SchedulerConfig {
+  _class_name: string;
+  num_train_timesteps: number;
+  shift: number;
+}
+
+/** CLIP's context length; T5's in diffusers' SD3 pipeline (max_sequence_length). */
+export const CLIP_TOKENS = 77;
+export const T5_TOKENS = 256;
+
+export const SD3_LIMITS = {
+  numInferenceSteps: { min: 1, max: 50 },
+  guidanceScale: { min: 1, max: 20 },
+  numImagesPerPrompt: { min: 1, max: 4 },
+} as const;
+
+const FIX = 'Use an SD3 export in diffusers layout (optimum), with every component folder complete.';
+const isPosInt = (x: unknown): x is number => typeof x === 'number' && Number.isInteger(x) && x > 0;
+const isNum = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
+function need(cond: boolean, what: string): asserts cond {
+  if (!cond) throw modelError(`Invalid SD3 model: ${what}.`, FIX);
+}
+
+/** The second-to-last of a CLIP export's `hidden_states.N` outputs, never a fixed index. */
+export function penultimateHiddenState(outputNames: readonly string[], component: string): string {
+  const layers = outputNames
+    .map((n) => /^hidden_states\.(\d+)$/.exec(n))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => Number(m[1]))
+    .sort((a, b) => a - b);
+  if (layers.length < 2) {
+    throw modelError(`${component}/model.onnx has no hidden_states.N outputs (it has ${outputNames.join(', ')}).`, 'Export the CLIP text encoders with all hidden states (optimum does).');
+  }
+  return `hidden_states.${layers[layers.length - 2]}`;
+}
+
+/** Image sizes: the native one, its half, and common aspect ratios that fit the position embedding. */
+export function sizesFor(native: number, max: number, step: number): [number, number][] {
+  const round = (x: number) => Math.max(step, Math.round(x / step) * step);
+  const out: [number, number][] = [];
+  const add = (w: number, h: number) => {
+    if (w <= max && h <= max && !out.some(([a, b]) => a === w && b === h)) out.push([w, h]);
+  };
+  add(native, native);
+  add(round(native / 2), round(native / 2));
+  for (const [a, b] of [[3, 4], [4, 3], [9, 16], [16, 9], [2, 3], [3, 2]]) {
+    const area = native * native;
+    add(round(Math.sqrt((area * a) / b)), round(Math.sqrt((area * b) / a)));
+  }
+  return out;
+}
+
+interface ClipEncoder {
+  tokenizer: TextTokenizer;
+  graph: GraphRunner;
+  hidden: string;
+}
+
+async function encodeClip(enc: ClipEncoder, prompts: string[]): Promise<{ hidden: FloatTensor; pooled: FloatTensor }> {
+  const ids = enc.tokenizer.encode(prompts, CLIP_TOKENS, { keepEnd: true });
+  const out = await enc.graph.run({ input_ids: ids });
+  return { hidden: output(out, enc.hidden, 'text encoder'), pooled: output(out, 'text_embeds', 'text encoder') };
+}
+
+/**
+ * diffusers' SD3 conditioning: CLIP-L and CLIP-G penultimate states side by side on features,
+ * zero-padded to the transformer's width, then T5's tokens after them (or zeros of CLIP's length
+ * without T5); pooled = [CLIP-L text_embeds, CLIP-G text_embeds].
+ */
+export function assembleConditioning(l: { hidden: FloatTensor; pooled: FloatTensor }, g: { hidden: FloatTensor; pooled: FloatTensor }, t5: FloatTensor | null, width: number) {
+  const [B, L, dL] = l.hidden.dims;
+  const [B2, L2, dG] = g.hidden.dims;
+  if (B !== B2 || L !== L2) throw modelError(`CLIP-L [${l.hidden.dims}] and CLIP-G [${g.hidden.dims}] disagree on batch or length.`, 'Use the text encoders of one SD3 export.');
+  if (dL + dG > width) throw modelError(`CLIP widths ${dL}+${dG} exceed the transformer's joint_attention_dim ${width}.`, 'Check transformer/config.json against the text encoders.');
+  if (t5 && (t5.dims[0] !== B || t5.dims[2] !== width)) throw modelError(`T5 output [${t5.dims}] does not fit [${B}, T, ${width}].`, 'Use the T5 encoder of the same SD3 export.');
+  const tT5 = t5 ? t5.dims[1] : L;
+  const T = L + tT5;
+  const ctx = new Float32Array(B * T * width);
+  for (let b = 0; b < B; b++) {
+    for (let i = 0; i < L; i++) {
+      const o = (b * T + i) * width;
+      ctx.set(l.hidden.data.subarray((b * L + i) * dL, (b * L + i + 1) * dL), o);
+      ctx.set(g.hidden.data.subarray((b * L + i) * dG, (b * L + i + 1) * dG), o + dL);
+    }
+    if (t5) ctx.set(t5.data.subarray(b * tT5 * width, (b + 1) * tT5 * width), (b * T + L) * width);
+  }
+  const pL = l.pooled.dims[1], pG = g.pooled.dims[1];
+  const pooled = new Float32Array(B * (pL + pG));
+  for (let b = 0; b < B; b++) {
+    pooled.set(l.pooled.data.subarray(b * pL, (b + 1) * pL), b * (pL + pG));
+    pooled.set(g.pooled.data.subarray(b * pG, (b + 1) * pG), b * (pL + pG) + pL);
+  }
+  return { encoder_hidden_states: { data: ctx, dims: [B, T, width] }, pooled_projections: { data: pooled, dims: [B, pL + pG] } };
+}
+
+export const sd3: ModelFamily = {
+  name: 'sd3',
+  requiredComponents: ['transformer', 'vae_decoder', 'text_encoder', 'text_encoder_2', 'tokenizer', 'tokenizer_2', 'scheduler'],
+  optionalComponents: ['text_encoder_3', 'tokenizer_3', 'vae_encoder'],
+
+  detect(folder: ModelFolder) {
+    return /^StableDiffusion3(Img2Img)?Pipeline$/.test(folder.index._class_name) && folder.components.includes('transformer');
+  },
+
+  async load(ctx: FamilyContext): Promise<LoadedModel> {
+    const { folder } = ctx;
+    // 1. configs
+    const sch = await ctx.readJson<SchedulerConfig>('scheduler', 'scheduler_config.json');
+    need(sch._class_name === 'FlowMatchEulerDiscreteScheduler', `scheduler "${sch._class_name}" is not FlowMatchEulerDiscreteScheduler`);
+    need(isNum(sch.shift) && sch.shift > 0 && isPosInt(sch.num_train_timesteps), 'scheduler_config.json needs "shift" > 0 and integer "num_train_timesteps"');
+    const tc = await ctx.readJson<TransformerConfig>('transformer');
+    for (const k of ['sample_size', 'patch_size', 'in_channels', 'joint_attention_dim', 'pooled_projection_dim'] as const) {
+      need(isPosInt(tc[k]), `transformer/config.json "${k}" must be a positive integer (got ${JSON.stringify(tc[k])})`);
+    }
+    const vc = await ctx.readJson<VaeConfig>('vae_decoder');
+    need(isPosInt(vc.latent_channels) && vc.latent_channels === tc.in_channels, `vae_decoder latent_channels (${vc.latent_channels}) must equal transformer in_channels (${tc.in_channels})`);
+    need(Array.isArray(vc.block_out_channels) && vc.block_out_channels.length > 0, 'vae_decoder/config.json needs "block_out_channels"');
+    need(isNum(vc.scaling_factor) && vc.scaling_factor !== 0, 'vae_decoder/config.json needs a non-zero "scaling_factor"');
+    const f = 2 ** (vc.block_out_channels.length - 1);
+    const native = tc.sample_size * f;
+    const maxSize = (tc.pos_embed_max_size ?? tc.sample_size) * f;
+    const step = tc.patch_size * f;
+    const useT5 = folder.components.includes('text_encoder_3') && folder.components.includes('tokenizer_3');
+
+    // 2. tokenizers and graphs
+    const runners: GraphRunner[] = [];
+    const open = async (component: string, inputs: string[], outputs: string[]) => {
+      const r = await ctx.openGraph(component, { inputs, outputs });
+      runners.push(r);
+      return r;
+    };
+    try {
+      const clip = async (n: '' | '_2'): Promise<ClipEncoder> => {
+        const { tokenizer } = await ctx.tokenizer(`tokenizer${n}`);
+        const graph = await open(`text_encoder${n}`, ['input_ids'], ['text_embeds']);
+        return { tokenizer, graph, hidden: penultimateHiddenState(graph.outputNames, `text_encoder${n}`) };
+      };
+      const clipL = await clip('');
+      const clipG = await clip('_2');
+      const t5 = useT5 ? { tokenizer: (await ctx.tokenizer('tokenizer_3')).tokenizer, graph: await open('text_encoder_3', ['input_ids'], ['last_hidden_state']) } : null;
+      const transformer = await open('transformer', ['hidden_states', 'encoder_hidden_states', 'pooled_projections', 'timestep'], ['out_hidden_states']);
+      const vaeDecoder = await open('vae_decoder', ['latent_sample'], ['sample']);
+      const vaeEncoder = folder.components.includes('vae_encoder') ? await open('vae_encoder', ['sample'], ['latent_sample']) : null;
+      const d = folder.manifest?.defaults ?? {};
+
+      return {
+        info: {
+          defaults: { numInferenceSteps: d.num_inference_steps ?? 28, guidanceScale: d.guidance_scale ?? 7, negativePrompt: d.negative_prompt ?? '', width: native, height: native, strength: 0.6 },
+          limits: { ...SD3_LIMITS, sizes: sizesFor(native, maxSize, step) },
+          scheduler: { shift: sch.shift, numTrainTimesteps: sch.num_train_timesteps },
+          imageToImage: vaeEncoder !== null,
+        },
+        vae: { scalingFactor: vc.scaling_factor, shiftFactor: vc.shift_factor ?? 0 },
+        latentShape(width, height) {
+          if (width % step || height % step || width > maxSize || height > maxSize) {
+            throw modelError(`This model makes images up to ${maxSize}x${maxSize} in steps of ${step} px, not ${width}x${height}.`, `Pick one of the listed sizes.`);
+          }
+          return [tc.in_channels, height / f, width / f];
+        },
+        async encodePrompts(prompts) {
+          const l = await encodeClip(clipL, prompts);
+          const g = await encodeClip(clipG, prompts);
+          let t: FloatTensor | null = null;
+          if (t5) t = output(await t5.graph.run({ input_ids: t5.tokenizer.encode(prompts, T5_TOKENS, { keepEnd: true }) }), 'last_hidden_state', 'text_encoder_3');
+          return assembleConditioning(l, g, t, tc.joint_attention_dim);
+        },
+        transformerFeeds: sd3TransformerFeeds,
+        transformer,
+        velocityOutput: 'out_hidden_states',
+        vaeDecoder,
+        vaeEncoder,
+        async dispose() {
+          await Promise.all(runners.map((r) => r.dispose()));
+        },
+      };
+    } catch (e) {
+      await Promise.all(runners.map((r) => r.dispose()));
+      throw e;
+    }
+  },
+};
