@@ -17,6 +17,8 @@ export interface LoadOptions {
   /** The model folder's URL (ending in '/'), or its manifest.json (format 1 URLs keep working). */
   modelUrl: string;
   backend: BackendPreference;
+  /** Optional components to leave out (not downloaded, not loaded), e.g. ['text_encoder_3'] for SD3 without T5. */
+  skipComponents?: string[];
 }
 
 export interface BackendInfo {

@@ -152,16 +152,20 @@ export async function openModel(options: LoadOptions, deps: LoadDeps, signal: Ab
 
   // 1. the folder: file list (manifest.json or the Hub's tree listing) and model_index.json
   prepare('Reading the model folder');
-  const folder = await openFolder(options.modelUrl, deps.store, deps.fetcher, signal);
+  const opened = await openFolder(options.modelUrl, deps.store, deps.fetcher, signal);
+  const skip = new Set(options.skipComponents ?? []);
+  const folder = { ...opened, components: opened.components.filter((c) => !skip.has(c)) };
 
   // 2. its family, before any large download, so an unsupported model costs nothing
-  const family = detectFamily(folder, deps.families);
+  const family = detectFamily(opened, deps.families);
 
   // 3. the backend
   let backend = await selectBackend(options.backend);
   emit({ type: 'backend', info: backend });
 
   // 4. every file of the components the family uses, into storage with byte progress
+  const required = family.requiredComponents.filter((c) => skip.has(c));
+  if (required.length) throw badRequest(`${required.join(', ')} cannot be left out: the ${family.name} family needs it.`, 'Leave out only optional components.');
   const used = [...family.requiredComponents, ...family.optionalComponents.filter((c) => folder.components.includes(c))];
   for (const [path, spec] of folder.files) {
     if (!used.some((c) => path.startsWith(c + '/'))) continue;

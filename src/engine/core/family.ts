@@ -48,6 +48,8 @@ export interface LoadedModel {
   vaeDecoder: GraphRunner;
   /** Present when the folder has a vae_encoder (image-to-image). */
   vaeEncoder: GraphRunner | null;
+  /** Its output: the posterior mean [B, C, h, w], or mean and logvar stacked on channels [B, 2C, h, w]. */
+  vaeEncoderOutput: string;
   dispose(): Promise<void>;
 }
 

@@ -31,7 +31,7 @@ export interface ModelFolder {
   /** Our manifest, when the folder has one (a plain Hub repo does not). */
   manifest: ModelManifest | null;
   files: Map<string, FileSpec>;
-  /** Components named in model_index.json. */
+  /** Components: named in model_index.json or present as a folder. */
   components: string[];
 }
 
@@ -171,7 +171,11 @@ export async function openFolder(modelUrl: string, store: FileStore, fetcher: Fe
     throw modelError(`model_index.json is not valid JSON (${(e as Error).message}).`, FIX);
   }
   if (!isObj(index) || typeof index._class_name !== 'string') throw modelError('model_index.json has no "_class_name".', FIX);
-  const components = Object.keys(index).filter((k) => !k.startsWith('_') && Array.isArray(index[k]));
+  // components: model_index.json's entries and the component folders present (optimum's SD3 export
+  // lists "vae" but ships vae_decoder/ and vae_encoder/ folders)
+  const named = Object.keys(index).filter((k) => !k.startsWith('_') && Array.isArray(index[k]) && (index[k] as unknown[])[0] !== null);
+  const folders = [...files.keys()].filter((p) => p.includes('/')).map((p) => p.slice(0, p.indexOf('/')));
+  const components = [...new Set([...named, ...folders])];
   const id = manifest?.id ?? base.replace(/\/resolve\/[^/]+\/$/, '').split('/').filter(Boolean).slice(-2).join('/');
   return { base, id, name: manifest?.name ?? id, index, manifest, files, components };
 }

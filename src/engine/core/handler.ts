@@ -25,7 +25,9 @@ export function parseRequest(raw: unknown): WorkerRequest {
       if (!BACKENDS.includes(backend as BackendPreference)) {
         throw badRequest(`"backend" must be "auto", "webgpu" or "wasm", not ${JSON.stringify(backend)}.`);
       }
-      return { type: 'load', id: raw.id, modelUrl: raw.modelUrl, backend: backend as BackendPreference };
+      const skip = raw.skipComponents ?? [];
+      if (!Array.isArray(skip) || !skip.every((c) => typeof c === 'string')) throw badRequest('"skipComponents" must be a list of component names.');
+      return { type: 'load', id: raw.id, modelUrl: raw.modelUrl, backend: backend as BackendPreference, ...(skip.length ? { skipComponents: skip } : {}) };
     }
     case 'generate':
       return { type: 'generate', id: raw.id, params: parseGenerateParams(raw.params) };
@@ -70,7 +72,7 @@ export function createHandler(engine: WorkerSideEngine, post: Post): (raw: unkno
       }
       case 'load':
       case 'generate': {
-        const job = req.type === 'load' ? engine.load({ modelUrl: req.modelUrl, backend: req.backend }, forward, id) : engine.generate(req.params, forward, id);
+        const job = req.type === 'load' ? engine.load({ modelUrl: req.modelUrl, backend: req.backend, skipComponents: req.skipComponents }, forward, id) : engine.generate(req.params, forward, id);
         try {
           post({ type: 'done', id, result: await job.result });
         } catch (e) {

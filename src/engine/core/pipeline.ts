@@ -99,7 +99,8 @@ export async function runPipeline(model: LoadedModel, params: ResolvedGeneratePa
     if (!model.vaeEncoder) throw new EngineError('UnsupportedError', 'This model has no VAE encoder, so it cannot start from an image.', 'Remove the init image, or load a model with a vae_encoder.');
     k = img2imgStart(N, params.strength);
     if (k >= N) throw new EngineError('BadRequestError', `Strength ${params.strength} with ${N} steps leaves no step to run.`, 'Raise the strength or the number of steps.');
-    const mean = output(await model.vaeEncoder.run({ sample: fromRGBA(image) }), 'latent_sample', 'vae_encoder');
+    // optimum's SD3 encoder returns mean and logvar stacked on channels: the mean is the first C
+    const mean = output(await model.vaeEncoder.run({ sample: fromRGBA(image) }), model.vaeEncoderOutput, 'vae_encoder');
     const { scalingFactor, shiftFactor } = model.vae;
     const s = sigmas[k];
     for (let b = 0; b < B; b++) {

@@ -61,7 +61,7 @@ export function penultimateHiddenState(outputNames: readonly string[], component
   return `hidden_states.${layers[layers.length - 2]}`;
 }
 
-/** Image sizes: the native one, its half, and common aspect ratios that fit the position embedding. */
+/** Image sizes: squares from half to the largest the position embedding allows (quarter steps of the native size), and common aspect ratios at the native area. */
 export function sizesFor(native: number, max: number, step: number): [number, number][] {
   const round = (x: number) => Math.max(step, Math.round(x / step) * step);
   const out: [number, number][] = [];
@@ -69,7 +69,7 @@ export function sizesFor(native: number, max: number, step: number): [number, nu
     if (w <= max && h <= max && !out.some(([a, b]) => a === w && b === h)) out.push([w, h]);
   };
   add(native, native);
-  add(round(native / 2), round(native / 2));
+  for (let k = 2; (k * native) / 4 <= max; k++) add(round((k * native) / 4), round((k * native) / 4));
   for (const [a, b] of [[3, 4], [4, 3], [9, 16], [16, 9], [2, 3], [3, 2]]) {
     const area = native * native;
     add(round(Math.sqrt((area * a) / b)), round(Math.sqrt((area * b) / a)));
@@ -167,7 +167,7 @@ export const sd3: ModelFamily = {
       const t5 = useT5 ? { tokenizer: (await ctx.tokenizer('tokenizer_3')).tokenizer, graph: await open('text_encoder_3', ['input_ids'], ['last_hidden_state']) } : null;
       const transformer = await open('transformer', ['hidden_states', 'encoder_hidden_states', 'pooled_projections', 'timestep'], ['out_hidden_states']);
       const vaeDecoder = await open('vae_decoder', ['latent_sample'], ['sample']);
-      const vaeEncoder = folder.components.includes('vae_encoder') ? await open('vae_encoder', ['sample'], ['latent_sample']) : null;
+      const vaeEncoder = folder.components.includes('vae_encoder') ? await open('vae_encoder', ['sample'], ['latent_parameters']) : null;
       const d = folder.manifest?.defaults ?? {};
 
       return {
@@ -196,6 +196,7 @@ export const sd3: ModelFamily = {
         velocityOutput: 'out_hidden_states',
         vaeDecoder,
         vaeEncoder,
+        vaeEncoderOutput: 'latent_parameters',
         async dispose() {
           await Promise.all(runners.map((r) => r.dispose()));
         },

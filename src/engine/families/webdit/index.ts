@@ -131,6 +131,7 @@ export const webdit: ModelFamily = {
         velocityOutput: 'out_hidden_states',
         vaeDecoder,
         vaeEncoder,
+        vaeEncoderOutput: 'latent_sample',
         async dispose() {
           await Promise.all(runners.map((r) => r.dispose()));
         },
