@@ -7,10 +7,15 @@
 import { expect, test, type Page, type TestInfo } from '@playwright/test';
 import fs from 'node:fs';
 import { readTextChunks } from '../src/png';
+import path from 'node:path';
 import { loadFixtures, psnr, readManifest, type FixtureRun } from '../src/engine/testing/fixtures';
+import { startHubServer, type HubServer } from '../src/engine/testing/hubServer';
 
 const manifest = readManifest();
 const fixtures = loadFixtures();
+const SD3_DIR = path.resolve('src/engine/families/sd3/__replica__');
+const SD3_REPLICA = path.join(SD3_DIR, 'sd3-tiny');
+const sd3Golden = JSON.parse(fs.readFileSync(path.join(SD3_DIR, 'sd3-golden.json'), 'utf8')) as { runs: (FixtureRun & { width: number; height: number })[] };
 
 /** Set a range slider the way a keyboard user does: focus, Home, then ArrowRight. */
 async function setSlider(page: Page, testId: string, value: number, min: number, step: number) {
@@ -165,4 +170,31 @@ test('a batch of 2 gives 2 thumbnails, and the second (seed+1) is shown when cli
   expect(await downloadParameters(page)).toBe(expectedParameters(run, run.seed + 1));
   expect(errors).toEqual([]);
   expect(foreign).toEqual([]);
+});
+
+test.describe('a real-model family from a Hub repo (?model=)', () => {
+  let hub: HubServer;
+  test.beforeAll(async () => {
+    hub = await startHubServer({ 'webdit/sd3-tiny': SD3_REPLICA });
+  });
+  test.afterAll(() => hub.close());
+
+  test('an SD3 replica loads by repo id from a local hub and makes the image PyTorch makes', async ({ page }, info) => {
+    const backend = info.project.metadata.backend as 'webgpu' | 'wasm';
+    const { errors, foreign } = watch(page, info);
+    const run = sd3Golden.runs[0];
+    await page.goto(`/?backend=${backend}&model=webdit/sd3-tiny&hub=${hub.url}`);
+    await expect(appState(page)).toHaveAttribute('data-state', 'ready', { timeout: 300_000 });
+    await expect(page.getByTestId('backend-badge')).toHaveAttribute('data-backend', backend);
+    await setParams(page, run);
+    await page.getByTestId('generate').click();
+    await expect(appState(page)).toHaveAttribute('data-state', 'ready', { timeout: 300_000 });
+    const p = psnr(await canvasRGB(page), Buffer.from(run.rgb.b64, 'base64'));
+    console.log(`[${backend}] SD3 replica canvas vs PyTorch: PSNR ${p.toFixed(1)} dB`);
+    expect(p).toBeGreaterThanOrEqual(45);
+    // the model's files came from the hub, everything else from our origin
+    expect(foreign.length).toBeGreaterThan(0);
+    expect(foreign.filter((u) => !u.startsWith(hub.url))).toEqual([]);
+    expect(errors).toEqual([]);
+  });
 });

@@ -13,6 +13,9 @@ function walk(dir: string, rel = ''): string[] {
   return fs.readdirSync(path.join(dir, rel), { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(dir, path.join(rel, e.name)) : [path.join(rel, e.name)]));
 }
 
+// the studio is cross-origin isolated (COEP require-corp): a hub on another origin must allow it, as huggingface.co does
+const CORS = { 'access-control-allow-origin': '*', 'cross-origin-resource-policy': 'cross-origin' };
+
 const isLfs = (p: string) => /\.onnx(_data(_\d+)?|\.data)?$/.test(p);
 
 export function treeListing(dir: string, hide: ReadonlySet<string> = new Set()) {
@@ -43,7 +46,7 @@ export async function startHubServer(repos: Record<string, string>): Promise<Hub
     requests.push(url);
     for (const [repo, dir] of Object.entries(repos)) {
       if (url === `/api/models/${repo}/tree/main?recursive=true`) {
-        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(treeListing(dir, hidden)));
+        res.writeHead(200, { ...CORS, 'content-type': 'application/json' }).end(JSON.stringify(treeListing(dir, hidden)));
         return;
       }
       const prefix = `/${repo}/resolve/main/`;
@@ -51,11 +54,11 @@ export async function startHubServer(repos: Record<string, string>): Promise<Hub
       const rel = url.slice(prefix.length);
       const file = path.join(dir, rel);
       if (rel.includes('..') || hidden.has(rel) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) break;
-      res.writeHead(200, { 'content-length': fs.statSync(file).size });
+      res.writeHead(200, { ...CORS, 'content-length': fs.statSync(file).size });
       fs.createReadStream(file).pipe(res);
       return;
     }
-    res.writeHead(404).end('not found');
+    res.writeHead(404, CORS).end('not found');
   });
   // Node closes idle keep-alive sockets after 5 s, racing fetch's reuse of them (ECONNRESET) while
   // a test spends longer creating sessions; real hubs keep them for minutes
