@@ -1,5 +1,6 @@
-"""The embedded model public/models/webdit-tiny (format 2, no PyTorch weights in the repository):
-its manifest matches its files, and the golden fixtures name the graphs they were computed with."""
+"""The embedded model public/models/webdit-tiny (format 2, no PyTorch weights in the repository:
+training/from_onnx.py rebuilds them from the graphs): its manifest matches its files, and the golden
+fixtures name the graphs they were computed with."""
 import hashlib
 import os
 
@@ -23,4 +24,17 @@ def test_fixtures_were_made_with_these_graphs():
     fx = read_json(os.path.join(ROOT, "src", "engine", "__fixtures__", "webdit-tiny.json"))
     files = read_json(os.path.join(MODEL, "manifest.json"))["files"]
     assert fx["model_files"] == {p: files[p]["sha256"] for p in
-                                 ("transformer/model.onnx", "vae_decoder/model.onnx", "text_encoder/model.onnx")}
+                                 ("transformer/model.onnx", "vae_decoder/model.onnx", "vae_encoder/model.onnx",
+                                  "text_encoder/model.onnx")}
+
+
+def test_image_to_image_is_available():
+    """The vae_encoder (distilled against the frozen decoder, training/distill_encoder.py) is a
+    component with the decoder's config, and the fixtures have its golden values."""
+    index = read_json(os.path.join(MODEL, "model_index.json"))
+    assert index["vae_encoder"] == ["diffusers", "AutoencoderKL"]
+    assert read_json(os.path.join(MODEL, "vae_encoder", "config.json")) == read_json(os.path.join(MODEL, "vae_decoder", "config.json"))
+    fx = read_json(os.path.join(ROOT, "src", "engine", "__fixtures__", "webdit-tiny.json"))
+    assert list(fx) == ["model", "generated_by", "model_files", "max_length", "tokens", "text", "sigmas", "noise",
+                        "transformer", "vae", "vae_encoder", "runs", "img2img"]
+    assert [r["strength"] for r in fx["img2img"]] == [0.6, 0.35]

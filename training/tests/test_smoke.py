@@ -1,22 +1,20 @@
 """The whole recipe at toy size (data -> VAE -> text encoder -> DiT -> export -> evaluation ->
 fixtures -> model card) into $WEBDIT_TOY_DIR (default: a pytest tmp dir): the model folder at
-<dir>/model, the fixtures at <dir>/fixtures.json. Then checks on what it wrote, with values."""
+<dir>/model, the fixtures at <dir>/fixtures.json (fixtures `toy` and `models` in conftest.py, shared
+with test_from_onnx.py). Then checks on what it wrote, with values."""
 import base64
 import hashlib
 import os
-import shutil
 
 import numpy as np
 import onnx
 import pytest
 import torch
 
-import train
 from webdit import data as D
 from webdit.config import PRESETS
 from webdit.export import ort_run, read_json, vae_scale_factor
 from webdit.pipeline import generate, get_sigmas, get_timesteps, img2img_start, initial_latents
-from webdit.stages import load_all, pipeline_models
 from webdit.tokenizer import WordPieceTokenizer
 
 TRAINING = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -28,24 +26,6 @@ CONTRACT = {  # docs/model-folder.md, "Graph contracts"
     "vae_encoder": (["sample"], ["latent_sample"]),
     "text_encoder": (["input_ids"], ["last_hidden_state", "text_embeds"]),
 }
-
-
-@pytest.fixture(scope="module")
-def toy(tmp_path_factory):
-    base = os.environ.get("WEBDIT_TOY_DIR") or str(tmp_path_factory.mktemp("toy"))
-    for name in ("data", "run", "model"):  # a fresh run every time; only what this test writes
-        shutil.rmtree(os.path.join(base, name), ignore_errors=True)
-    D.build_emoji_cache(os.path.join(base, "data"), limit=90)
-    train.main(["--preset", "toy", "--run", os.path.join(base, "run"), "--out", os.path.join(base, "model"),
-                "--fixtures", os.path.join(base, "fixtures.json"), "--data-cache", os.path.join(base, "data"),
-                "--threads", "2"])
-    return base, os.path.join(base, "model")
-
-
-@pytest.fixture(scope="module")
-def models(toy):
-    base, _ = toy
-    return pipeline_models(load_all(os.path.join(base, "run"), P), P)
 
 
 def b64(t, dtype=np.float32):

@@ -70,6 +70,22 @@ def _run(models, prompt, negative, seed, steps, guidance, init_image=None, stren
 
 
 @torch.no_grad()
+def encoder_fixture(models):
+    """`vae_encoder`: one batch-of-2 encode of the init images (posterior mean)."""
+    sample = D.to_tensor_images(np.stack([D.render_scene(objs, bg) for objs, bg in INIT_SCENES]))
+    return {"sample": tensor(sample), "latent_sample": tensor(models.vae.encoder(sample)[0])}
+
+
+@torch.no_grad()
+def img2img_fixture(models, defaults):
+    """`img2img`: a red circle turned blue at the defaults; a light edit with few steps."""
+    init_images = [D.render_scene(objs, bg) for objs, bg in INIT_SCENES]
+    d = defaults
+    return [_run(models, PROMPTS[1], "", 3, d["num_inference_steps"], d["guidance_scale"], init_images[0], 0.6),
+            _run(models, PROMPTS[0], "blurry", 8, 10, 3.0, init_images[1], 0.35)]
+
+
+@torch.no_grad()
 def write_fixtures(models, model_dir, path):
     """models: pipeline.Models of the run the folder was exported from; the folder supplies the
     id, the defaults, the scheduler and the graph hashes. Writes the JSON to path."""
@@ -100,18 +116,15 @@ def write_fixtures(models, model_dir, path):
     z = torch.from_numpy(initial_latents(12, shape))
     fx["vae"] = {"latent_sample": tensor(z), "sample": tensor(vae.decoder(z))}
     has_encoder = "vae_encoder/model.onnx" in manifest["files"]
-    init_images = [D.render_scene(objs, bg) for objs, bg in INIT_SCENES]
     if has_encoder:
-        sample = D.to_tensor_images(np.stack(init_images))
-        fx["vae_encoder"] = {"sample": tensor(sample), "latent_sample": tensor(vae.encoder(sample)[0])}
+        fx["vae_encoder"] = encoder_fixture(models)
     d = manifest["defaults"]
     # 0: default settings (the wasm e2e run); 1: no CFG; 2: few steps with CFG (the SwiftShader e2e run)
     fx["runs"] = [_run(models, PROMPTS[0], "", 42, d["num_inference_steps"], d["guidance_scale"]),
                   _run(models, PROMPTS[2], "blurry", 7, 6, 1.0),
                   _run(models, PROMPTS[1], "", 5, 3, 3.0)]
-    if has_encoder:  # a red circle turned blue at the defaults; a light edit with few steps
-        fx["img2img"] = [_run(models, PROMPTS[1], "", 3, d["num_inference_steps"], d["guidance_scale"], init_images[0], 0.6),
-                         _run(models, PROMPTS[0], "blurry", 8, 10, 3.0, init_images[1], 0.35)]
+    if has_encoder:
+        fx["img2img"] = img2img_fixture(models, d)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w", encoding="utf-8") as f:
         json.dump(fx, f, ensure_ascii=False)
