@@ -4,32 +4,11 @@
  * 16-channel VAE decoder. Conditioning follows diffusers' StableDiffusion3Pipeline (DESIGN.md §3).
  */
 import { modelError } from '../../errors';
+import { checker, type Need, readIntConfig, readSchedulerConfig, readVaeConfig } from '../../core/configs';
 import { sd3TransformerFeeds, type FamilyContext, type LoadedModel, type ModelFamily } from '../../core/family';
 import type { ModelFolder } from '../../core/folder';
 import { output, type FloatTensor, type GraphRunner } from '../../core/tensor';
 import type { TextTokenizer } from '../../core/tokenizer';
-
-interface TransformerConfig {
-  sample_size: number;
-  patch_size: number;
-  in_channels: number;
-  joint_attention_dim: number;
-  pooled_projection_dim: number;
-  pos_embed_max_size?: number;
-}
-
-interface VaeConfig {
-  latent_channels: number;
-  block_out_channels: number[];
-  scaling_factor: number;
-  shift_factor?: number;
-}
-
-interface SchedulerConfig {
-  _class_name: string;
-  num_train_timesteps: number;
-  shift: number;
-}
 
 /** CLIP's context length; T5's in diffusers' SD3 pipeline (max_sequence_length). */
 export const CLIP_TOKENS = 77;
@@ -41,12 +20,7 @@ export const SD3_LIMITS = {
   numImagesPerPrompt: { min: 1, max: 4 },
 } as const;
 
-const FIX = 'Use an SD3 export in diffusers layout (optimum), with every component folder complete.';
-const isPosInt = (x: unknown): x is number => typeof x === 'number' && Number.isInteger(x) && x > 0;
-const isNum = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
-function need(cond: boolean, what: string): asserts cond {
-  if (!cond) throw modelError(`Invalid SD3 model: ${what}.`, FIX);
-}
+const need: Need = checker('SD3', 'Use an SD3 export in diffusers layout (optimum), with every component folder complete.');
 
 /** The second-to-last of a CLIP export's `hidden_states.N` outputs, never a fixed index. */
 export function penultimateHiddenState(outputNames: readonly string[], component: string): string {
@@ -132,20 +106,13 @@ export const sd3: ModelFamily = {
   async load(ctx: FamilyContext): Promise<LoadedModel> {
     const { folder } = ctx;
     // 1. configs
-    const sch = await ctx.readJson<SchedulerConfig>('scheduler', 'scheduler_config.json');
-    need(sch._class_name === 'FlowMatchEulerDiscreteScheduler', `scheduler "${sch._class_name}" is not FlowMatchEulerDiscreteScheduler`);
-    need(isNum(sch.shift) && sch.shift > 0 && isPosInt(sch.num_train_timesteps), 'scheduler_config.json needs "shift" > 0 and integer "num_train_timesteps"');
-    const tc = await ctx.readJson<TransformerConfig>('transformer');
-    for (const k of ['sample_size', 'patch_size', 'in_channels', 'joint_attention_dim', 'pooled_projection_dim'] as const) {
-      need(isPosInt(tc[k]), `transformer/config.json "${k}" must be a positive integer (got ${JSON.stringify(tc[k])})`);
-    }
-    const vc = await ctx.readJson<VaeConfig>('vae_decoder');
-    need(isPosInt(vc.latent_channels) && vc.latent_channels === tc.in_channels, `vae_decoder latent_channels (${vc.latent_channels}) must equal transformer in_channels (${tc.in_channels})`);
-    need(Array.isArray(vc.block_out_channels) && vc.block_out_channels.length > 0, 'vae_decoder/config.json needs "block_out_channels"');
-    need(isNum(vc.scaling_factor) && vc.scaling_factor !== 0, 'vae_decoder/config.json needs a non-zero "scaling_factor"');
-    const f = 2 ** (vc.block_out_channels.length - 1);
+    const scheduler = await readSchedulerConfig(ctx, need);
+    const tc = await readIntConfig(ctx, need, 'transformer', ['sample_size', 'patch_size', 'in_channels', 'joint_attention_dim', 'pooled_projection_dim']);
+    const vae = await readVaeConfig(ctx, need, tc.in_channels);
+    const f = vae.scaleFactor;
     const native = tc.sample_size * f;
-    const maxSize = (tc.pos_embed_max_size ?? tc.sample_size) * f;
+    const posMax = typeof tc.pos_embed_max_size === 'number' ? tc.pos_embed_max_size : tc.sample_size;
+    const maxSize = posMax * f;
     const step = tc.patch_size * f;
     const useT5 = folder.components.includes('text_encoder_3') && folder.components.includes('tokenizer_3');
 
@@ -174,10 +141,10 @@ export const sd3: ModelFamily = {
         info: {
           defaults: { numInferenceSteps: d.num_inference_steps ?? 28, guidanceScale: d.guidance_scale ?? 7, negativePrompt: d.negative_prompt ?? '', width: native, height: native, strength: 0.6 },
           limits: { ...SD3_LIMITS, sizes: sizesFor(native, maxSize, step) },
-          scheduler: { shift: sch.shift, numTrainTimesteps: sch.num_train_timesteps },
+          scheduler,
           imageToImage: vaeEncoder !== null,
         },
-        vae: { scalingFactor: vc.scaling_factor, shiftFactor: vc.shift_factor ?? 0 },
+        vae,
         latentShape(width, height) {
           if (width % step || height % step || width > maxSize || height > maxSize) {
             throw modelError(`This model makes images up to ${maxSize}x${maxSize} in steps of ${step} px, not ${width}x${height}.`, `Pick one of the listed sizes.`);

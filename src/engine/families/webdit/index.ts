@@ -4,39 +4,12 @@
  * scaling/shift. Its DiT has fixed position embeddings, so it makes one size: the training size.
  */
 import { modelError } from '../../errors';
+import { checker, isNum, type Need, readIntConfig, readSchedulerConfig, readVaeConfig } from '../../core/configs';
 import { sd3TransformerFeeds, type FamilyContext, type LoadedModel, type ModelFamily } from '../../core/family';
 import type { ModelFolder } from '../../core/folder';
 import { output } from '../../core/tensor';
 
-interface TransformerConfig {
-  sample_size: number;
-  patch_size: number;
-  in_channels: number;
-  joint_attention_dim: number;
-  pooled_projection_dim: number;
-  max_text_length: number;
-}
-
-interface VaeConfig {
-  latent_channels: number;
-  block_out_channels: number[];
-  scaling_factor: number;
-  shift_factor?: number;
-}
-
-interface SchedulerConfig {
-  _class_name: string;
-  num_train_timesteps: number;
-  shift: number;
-}
-
-const FIX = 'Re-export the model with training/export.py (docs/model-folder.md lists every config field).';
-
-function need(cond: boolean, what: string): asserts cond {
-  if (!cond) throw modelError(`Invalid webdit model: ${what}.`, FIX);
-}
-const isPosInt = (x: unknown): x is number => typeof x === 'number' && Number.isInteger(x) && x > 0;
-const isNum = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
+const need: Need = checker('webdit', 'Re-export the model with training/export.py (docs/model-folder.md lists every config field).');
 
 /** Limits of this family; the manifest's defaults must fall inside them. */
 export const WEBDIT_LIMITS = {
@@ -57,19 +30,10 @@ export const webdit: ModelFamily = {
   async load(ctx: FamilyContext): Promise<LoadedModel> {
     const { folder } = ctx;
     // 1. configs: everything the pipeline needs comes from here, never from literals
-    const sch = await ctx.readJson<SchedulerConfig>('scheduler', 'scheduler_config.json');
-    need(sch._class_name === 'FlowMatchEulerDiscreteScheduler', `scheduler "${sch._class_name}" is not FlowMatchEulerDiscreteScheduler`);
-    need(isNum(sch.shift) && sch.shift > 0 && isPosInt(sch.num_train_timesteps), 'scheduler_config.json needs "shift" > 0 and integer "num_train_timesteps"');
-    const tc = await ctx.readJson<TransformerConfig>('transformer');
-    for (const k of ['sample_size', 'patch_size', 'in_channels', 'joint_attention_dim', 'pooled_projection_dim', 'max_text_length'] as const) {
-      need(isPosInt(tc[k]), `transformer/config.json "${k}" must be a positive integer (got ${JSON.stringify(tc[k])})`);
-    }
-    const vc = await ctx.readJson<VaeConfig>('vae_decoder');
-    need(isPosInt(vc.latent_channels) && vc.latent_channels === tc.in_channels, 'vae_decoder latent_channels must equal transformer in_channels');
-    need(Array.isArray(vc.block_out_channels) && vc.block_out_channels.length > 0, 'vae_decoder/config.json needs "block_out_channels"');
-    need(isNum(vc.scaling_factor) && vc.scaling_factor !== 0, 'vae_decoder/config.json needs a non-zero "scaling_factor"');
-    const vaeScale = 2 ** (vc.block_out_channels.length - 1);
-    const size = tc.sample_size * vaeScale;
+    const scheduler = await readSchedulerConfig(ctx, need);
+    const tc = await readIntConfig(ctx, need, 'transformer', ['sample_size', 'patch_size', 'in_channels', 'joint_attention_dim', 'pooled_projection_dim', 'max_text_length']);
+    const vae = await readVaeConfig(ctx, need, tc.in_channels);
+    const size = tc.sample_size * vae.scaleFactor;
     const { tokenizer } = await ctx.tokenizer('tokenizer');
 
     // 2. graphs (the text encoder is tiny: WASM, so WebGPU compiles shaders for the DiT only)
@@ -96,17 +60,17 @@ export const webdit: ModelFamily = {
         strength: 0.6,
       };
       const { numInferenceSteps: st, guidanceScale: gs } = WEBDIT_LIMITS;
-      need(isPosInt(defaults.numInferenceSteps) && defaults.numInferenceSteps <= st.max, `manifest default steps must be ${st.min}-${st.max}`);
+      need(Number.isInteger(defaults.numInferenceSteps) && defaults.numInferenceSteps >= st.min && defaults.numInferenceSteps <= st.max, `manifest default steps must be ${st.min}-${st.max}`);
       need(isNum(defaults.guidanceScale) && defaults.guidanceScale >= gs.min && defaults.guidanceScale <= gs.max, `manifest default guidance_scale must be ${gs.min}-${gs.max}`);
 
       return {
         info: {
           defaults,
           limits: { ...WEBDIT_LIMITS, sizes: [[size, size]] },
-          scheduler: { shift: sch.shift, numTrainTimesteps: sch.num_train_timesteps },
+          scheduler,
           imageToImage: vaeEncoder !== null,
         },
-        vae: { scalingFactor: vc.scaling_factor, shiftFactor: vc.shift_factor ?? 0 },
+        vae,
         latentShape(width, height) {
           if (width !== size || height !== size) {
             throw modelError(`This model makes ${size}x${size} images, not ${width}x${height}.`, `Ask for ${size}x${size}.`);
