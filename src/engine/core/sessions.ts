@@ -4,6 +4,7 @@
  */
 import * as ort from 'onnxruntime-web/webgpu';
 import type { Backend, BackendInfo, BackendPreference } from '../protocol';
+import { hasFixedBatchOne, rowByRow } from './batch';
 import { fromHalfArray, toHalfArray } from './float16';
 import type { FloatTensor, GraphRunner, HostTensor, InputInfo } from './tensor';
 import { EngineError, modelError } from '../errors';
@@ -171,7 +172,9 @@ export async function createRunner(src: GraphSource, backend: Backend, contract:
     ].filter(Boolean);
     throw modelError(`${name} does not follow the graph contract: ${parts.join('; ')}.`, 'Export the graph with the names in docs/model-folder.md.');
   }
-  return new OrtRunner(session);
+  const runner = new OrtRunner(session);
+  // a graph exported with batch fixed to 1 runs a batch row by row (CFG: two passes)
+  return hasFixedBatchOne(runner) ? rowByRow(runner) : runner;
 }
 
 /** After a WebGPU session exists, ORT holds the device it really used: proof the EP ran. */
