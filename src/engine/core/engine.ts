@@ -202,9 +202,15 @@ function familyContext(store: FileStore, folder: ModelFolder, backend: 'webgpu' 
     signal,
     progress,
     readJson: (component, file) => readComponentJson(folder, store, component, file, signal),
-    async tokenizer(component) {
+    has: (component, file) => folder.files.has(`${component}/${file}`),
+    async readText(component, file) {
+      const spec = folder.files.get(`${component}/${file}`);
+      if (!spec) throw modelError(`The model folder has no ${component}/${file}.`, 'Use a complete model folder (docs/model-folder.md).');
+      return store.text(spec, signal);
+    },
+    async tokenizer(component, tokenizerJson) {
       const config = await readComponentJson(folder, store, component, 'tokenizer_config.json', signal);
-      const json = await readComponentJson(folder, store, component, 'tokenizer.json', signal);
+      const json = tokenizerJson ?? (await readComponentJson(folder, store, component, 'tokenizer.json', signal));
       return { tokenizer: TextTokenizer.create(json, config, `${component}/`), config };
     },
     async openGraph(component, contract, options = {}) {

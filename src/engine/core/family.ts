@@ -27,8 +27,12 @@ export interface FamilyContext {
   openGraph(component: string, contract: GraphContract, options?: { backend?: 'wasm' }): Promise<GraphRunner>;
   /** A component's JSON file, verified and parsed. */
   readJson<T = Record<string, unknown>>(component: string, file?: string): Promise<T>;
-  /** A tokenizer from a component folder's tokenizer.json + tokenizer_config.json. */
-  tokenizer(component: string): Promise<{ tokenizer: TextTokenizer; config: Record<string, unknown> }>;
+  /** A tokenizer from a component folder's tokenizer.json (or the JSON given) + tokenizer_config.json. */
+  tokenizer(component: string, tokenizerJson?: unknown): Promise<{ tokenizer: TextTokenizer; config: Record<string, unknown> }>;
+  /** A component's file as text, verified. */
+  readText(component: string, file: string): Promise<string>;
+  /** Whether the folder has this file. */
+  has(component: string, file: string): boolean;
   progress(message: string): void;
 }
 

@@ -4,6 +4,7 @@
  * 16-channel VAE decoder. Conditioning follows diffusers' StableDiffusion3Pipeline (DESIGN.md §3).
  */
 import { modelError } from '../../errors';
+import { clipTokenizerJson } from './clipTokenizer';
 import { checker, type Need, readIntConfig, readSchedulerConfig, readVaeConfig } from '../../core/configs';
 import { sd3TransformerFeeds, type FamilyContext, type LoadedModel, type ModelFamily } from '../../core/family';
 import type { ModelFolder } from '../../core/folder';
@@ -125,7 +126,12 @@ export const sd3: ModelFamily = {
     };
     try {
       const clip = async (n: '' | '_2'): Promise<ClipEncoder> => {
-        const { tokenizer } = await ctx.tokenizer(`tokenizer${n}`);
+        // SD3 repos ship CLIP's slow tokenizer files; build the tokenizer.json transformers.js reads
+        const dir = `tokenizer${n}`;
+        const built = ctx.has(dir, 'tokenizer.json')
+          ? undefined
+          : clipTokenizerJson(JSON.parse(await ctx.readText(dir, 'vocab.json')), await ctx.readText(dir, 'merges.txt'), await ctx.readJson(dir, 'tokenizer_config.json'), `${dir}/`);
+        const { tokenizer } = await ctx.tokenizer(dir, built);
         const graph = await open(`text_encoder${n}`, ['input_ids'], ['text_embeds']);
         return { tokenizer, graph, hidden: penultimateHiddenState(graph.outputNames, `text_encoder${n}`) };
       };

@@ -15,6 +15,7 @@ import { TextTokenizer } from '../../core/tokenizer';
 import { f32, maxAbsDiff, psnr, rgbOf, u8, type FixtureTensor } from '../../testing/fixtures';
 import { startHubServer, type HubServer } from '../../testing/hubServer';
 import { CLIP_TOKENS, penultimateHiddenState, T5_TOKENS } from '.';
+import { clipTokenizerJson } from './clipTokenizer';
 
 const DIR = path.join(path.dirname(new URL(import.meta.url).pathname), '__replica__');
 const REPLICA = path.join(DIR, 'sd3-tiny');
@@ -88,6 +89,37 @@ describe('sd3 tokenizers equal diffusers (PyTorch side) id for id', () => {
     expect(Array.from(toks.tokenizer.encode([t.prompt], CLIP_TOKENS, { keepEnd: true }).data, Number)).toEqual(t.tokenizer);
     expect(Array.from(toks.tokenizer_2.encode([t.prompt], CLIP_TOKENS, { keepEnd: true }).data, Number)).toEqual(t.tokenizer_2);
     expect(Array.from(toks.tokenizer_3.encode([t.prompt], T5_TOKENS, { keepEnd: true }).data, Number)).toEqual(t.tokenizer_3);
+  });
+});
+
+describe("CLIP tokenizers built from the slow tokenizer's files (vocab.json + merges.txt), as SD3 repos ship them", () => {
+  const fromSlowFiles = (name: string) => {
+    const dir = path.join(REPLICA, name);
+    const config = JSON.parse(fs.readFileSync(path.join(dir, 'tokenizer_config.json'), 'utf8'));
+    const json = clipTokenizerJson(JSON.parse(fs.readFileSync(path.join(dir, 'vocab.json'), 'utf8')), fs.readFileSync(path.join(dir, 'merges.txt'), 'utf8'), config, `${name}/`);
+    return TextTokenizer.create(json, config, name);
+  };
+
+  it('give diffusers ids for every golden prompt, the pad token "!" of CLIP-G included', () => {
+    const l = fromSlowFiles('tokenizer'), g = fromSlowFiles('tokenizer_2');
+    for (const t of golden.tokens) {
+      expect(Array.from(l.encode([t.prompt], CLIP_TOKENS, { keepEnd: true }).data, Number), t.prompt.slice(0, 30)).toEqual(t.tokenizer);
+      expect(Array.from(g.encode([t.prompt], CLIP_TOKENS, { keepEnd: true }).data, Number), t.prompt.slice(0, 30)).toEqual(t.tokenizer_2);
+    }
+  });
+
+  it('a repo without tokenizer.json loads and conditions exactly as with it', async () => {
+    ['tokenizer/tokenizer.json', 'tokenizer_2/tokenizer.json'].forEach((f) => hub.hidden.add(f));
+    try {
+      const m = await open();
+      const c = golden.conditioning[0];
+      const cond = await m.model.encodePrompts([c.prompt]);
+      expect(maxAbsDiff(cond.encoder_hidden_states.data, f32(c.encoder_hidden_states))).toBeLessThan(1e-4);
+      expect(hub.requests.some((u) => u.endsWith('tokenizer_2/merges.txt'))).toBe(true);
+      await m.model.dispose();
+    } finally {
+      hub.hidden.clear();
+    }
   });
 });
 
