@@ -188,11 +188,20 @@ export async function openModel(options: LoadOptions, deps: LoadDeps, signal: Ab
     emit({ type: 'backend', info: backend });
     model = await family.load(familyContext(deps.store, folder, 'wasm', signal, prepare));
   }
-  if (signal.aborted) {
+  const info: ModelInfo = { id: folder.id, name: folder.name, family: family.name, ...model.info };
+
+  // 6. warm up: one 1-step image at the defaults runs every graph once, so kernels are compiled
+  //    and memory planned before the user's first click instead of during it
+  try {
+    prepare('Warming up');
+    const d = info.defaults;
+    const warm = resolveParams({ prompt: '', negativePrompt: d.negativePrompt, numInferenceSteps: 1, guidanceScale: d.guidanceScale, seed: 0, numImagesPerPrompt: 1, strength: d.strength, previewEvery: 0 }, info);
+    await runPipeline(model, warm, undefined, { signal });
+  } catch (e) {
     await model.dispose();
-    throw new CancelledError('Loading the model');
+    throw signal.aborted ? new CancelledError('Loading the model') : e;
   }
-  return { info: { id: folder.id, name: folder.name, family: family.name, ...model.info }, model, backend };
+  return { info, model, backend };
 }
 
 function familyContext(store: FileStore, folder: ModelFolder, backend: 'webgpu' | 'wasm', signal: AbortSignal, progress: (m: string) => void): FamilyContext {

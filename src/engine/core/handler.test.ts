@@ -145,6 +145,9 @@ describe('with the model loaded', () => {
     expect(model.family).toBe('webdit');
     expect(model.id).toBe(readManifest().id);
     expect(model.limits.sizes).toEqual([[model.defaults.width, model.defaults.height]]);
+    // the load warmed every graph up before saying done
+    const prepares = h.progress('load', 'prepare').map((e) => (e as Extract<Ev<'progress'>, { stage: 'prepare' }>).message);
+    expect(prepares.at(-1)).toBe('Warming up');
   });
 
   it('generate streams steps, previews and one image per seed, transferring the pixels', async () => {
