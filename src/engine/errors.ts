@@ -12,6 +12,7 @@ export const ERROR_NAMES = [
   'WorkerError',
   'EngineMissingError',
   'DownloadSaveError',
+  'StorageFullError',
   'RuntimeError',
 ] as const;
 export type EngineErrorName = (typeof ERROR_NAMES)[number];

@@ -103,3 +103,80 @@ def test_layout_facts(golden):
 def _arr(t):
     import base64
     return np.frombuffer(base64.b64decode(t["b64"]), np.float32).reshape(t["dims"]).copy()
+
+
+# ---- TensorStack-layout variant (training/replicas/sd3_tensorstack.py) --------------------------
+TS_FOLDER = os.path.join(COMMITTED, "sd3-tensorstack-tiny")
+TS_GOLDEN = os.path.join(COMMITTED, "sd3-tensorstack-golden.json")
+
+
+@pytest.fixture(scope="module")
+def tensorstack():
+    from replicas import sd3_tensorstack
+    return sd3_tensorstack, sd3_tensorstack.TensorStackReplica(), read_json(TS_GOLDEN)
+
+
+def test_tensorstack_layout(tensorstack):
+    ts_mod, ts, g = tensorstack
+    files = sorted(os.path.relpath(os.path.join(d, f), TS_FOLDER) for d, _, fs in os.walk(TS_FOLDER) for f in fs)
+    assert files == sorted(g["model_files"])
+    for rel, digest in g["model_files"].items():  # the golden belongs to these exact files
+        assert sd3.sha256(os.path.join(TS_FOLDER, rel)) == digest, rel
+    assert not os.path.exists(os.path.join(TS_FOLDER, "transformer")) and not os.path.exists(os.path.join(TS_FOLDER, "manifest.json"))
+    for name in ts_mod.FOLDERS:  # every graph: fp16 weights in model.onnx.data, fp32 inputs/outputs
+        assert os.path.isfile(os.path.join(TS_FOLDER, name, "model.onnx.data")), name
+        assert not os.path.exists(os.path.join(TS_FOLDER, name, "model.onnx_data")), name
+        lay = g["layout"][name]
+        assert lay["initializer_dtypes"] == ["float16"]
+        assert all(v["dtype"] == "float32" for v in lay["outputs"])
+    for name in ("tokenizer", "tokenizer_2"):
+        assert not os.path.exists(os.path.join(TS_FOLDER, name, "tokenizer.json"))
+        assert {"vocab.json", "merges.txt", "model.onnx"} <= set(os.listdir(os.path.join(TS_FOLDER, name)))
+    unet = g["layout"]["unet"]
+    assert [v["name"] for v in unet["inputs"]] == ["hidden_states", "timestep", "encoder_hidden_states", "pooled_projections"]
+    assert [v["name"] for v in unet["outputs"]] == ["out_sample"]
+    assert all(v["dims"][0] == 1 for v in unet["inputs"] + unet["outputs"])  # batch fixed: CFG = two passes
+    assert read_json(os.path.join(TS_FOLDER, "scheduler", "scheduler_config.json"))["shift"] == 3.0
+
+
+def test_tensorstack_graphs_equal_golden(tensorstack):
+    """The committed unet/vae graphs give the golden's PyTorch pairs; a batch of 2 is refused."""
+    ts_mod, ts, g = tensorstack
+    for name, pair in g["graphs"].items():
+        names = list(pair["inputs"])
+        got = sd3.ort_run(os.path.join(TS_FOLDER, name, "model.onnx"), {n: _arr(pair["inputs"][n]) for n in names})
+        for out, want in pair["outputs"].items():
+            np.testing.assert_allclose(got[out], _arr(want), atol=1e-4)
+    with torch.no_grad():  # and the rebuilt fp16-rounded PyTorch modules give them too
+        u = g["graphs"]["unet"]
+        got = ts.graphs["unet"](*(torch.from_numpy(_arr(u["inputs"][n])) for n in ts_mod.GRAPH_IO["unet"][0]))
+    np.testing.assert_allclose(got.numpy(), _arr(u["outputs"]["out_sample"]), atol=1e-5)
+    u = {n: _arr(v) for n, v in g["graphs"]["unet"]["inputs"].items()}
+    with pytest.raises(RuntimeError):
+        sd3.ort_run(os.path.join(TS_FOLDER, "unet", "model.onnx"), {n: np.concatenate([a, a]) for n, a in u.items()})
+
+
+def test_tensorstack_runs_match_sd3_tiny(tensorstack, golden):
+    """Same tokens and conditioning as sd3-tiny up to fp16 weight rounding; images within 45 dB."""
+    _, ts, g = tensorstack
+    assert [t["tokenizer_3"] for t in g["tokens"]] == [t["tokenizer_3"] for t in golden["tokens"]]
+    assert [t["tokenizer"] for t in g["tokens"]] == [t["tokenizer"] for t in golden["tokens"]]
+    c = g["conditioning"][0]
+    ctx, pooled = sd3.encode_prompt(ts.rep, [c["prompt"]])
+    np.testing.assert_allclose(ctx.numpy(), _arr(c["encoder_hidden_states"]), atol=1e-5)
+    np.testing.assert_allclose(pooled.numpy(), _arr(c["pooled_projections"]), atol=1e-5)
+    names = {r["name"] for r in g["runs"]}
+    assert {"64x64_cfg7_t5", "64x64_cfg7_no_t5"} <= names
+    for r in g["runs"]:
+        assert r["psnr_vs_sd3_tiny_db"] > 45, r["name"]
+        assert r["unetPassesPerStep"] == (2 if r["guidanceScale"] > 1 else 1)
+    r = g["runs"][0]  # one run rebuilt in PyTorch (two batch-1 passes per step)
+    latents, rgb, _, _ = _ts_generate(ts, r)
+    np.testing.assert_allclose(latents, _arr(r["latents"]), atol=1e-4)
+
+
+def _ts_generate(ts, r):
+    from replicas import sd3_tensorstack
+    return sd3_tensorstack.generate(ts, r["prompt"], r["negativePrompt"], seed=r["seed"], steps=r["numInferenceSteps"],
+                                    guidance_scale=r["guidanceScale"], width=r["width"], height=r["height"],
+                                    use_t5=r["useT5"], no_t5_tokens=r["noT5Tokens"] or sd3.CLIP_LEN)

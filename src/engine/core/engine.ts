@@ -3,10 +3,10 @@
  * LoadedModel -> images. Jobs run one at a time through the JobQueue.
  */
 import { detectFamily, FAMILIES } from '../families';
-import { badRequest, CancelledError, modelError, notReady } from '../errors';
+import { badRequest, CancelledError, EngineError, modelError, notReady } from '../errors';
 import type { BackendInfo, GeneratedImage, GenerateResult, ImageEngine, Job, JobListener, LoadOptions, LoadResult, ModelInfo } from '../protocol';
 import { parseGenerateParams, type GenerateParams, type GenerateRequestParams, type ResolvedGenerateParams } from '../schema';
-import type { FamilyContext, LoadedModel, ModelFamily } from './family';
+import { presentComponent, type FamilyContext, type LoadedModel, type ModelFamily } from './family';
 import { FileStore, type Fetcher } from './files';
 import { componentFiles, openFolder, readComponentJson, type ModelFolder } from './folder';
 import { JobQueue } from './jobs';
@@ -19,7 +19,17 @@ export interface EngineOptions {
   storage?: ModelStorage;
   fetcher?: Fetcher;
   families?: readonly ModelFamily[];
+  /** Free storage in bytes, or null when the browser cannot say (navigator.storage.estimate). */
+  storageFree?: () => Promise<number | null>;
 }
+
+/** quota - usage from the browser, null where there is no StorageManager (Node, old browsers). */
+async function browserStorageFree(): Promise<number | null> {
+  const est = await (globalThis.navigator as Navigator | undefined)?.storage?.estimate?.().catch(() => undefined);
+  return est?.quota !== undefined && est.usage !== undefined ? est.quota - est.usage : null;
+}
+
+const GB = (n: number) => `${(n / 1e9).toFixed(n < 1e9 ? 2 : 1)} GB`;
 
 export interface Current {
   info: ModelInfo;
@@ -49,7 +59,7 @@ export class Engine implements ImageEngine {
 
   constructor(opts: EngineOptions = {}) {
     const fetcher = opts.fetcher ?? ((url, init) => fetch(url, init));
-    this.deps = { fetcher, store: new FileStore(opts.storage ?? defaultStorage(), fetcher), families: opts.families ?? FAMILIES };
+    this.deps = { fetcher, store: new FileStore(opts.storage ?? defaultStorage(), fetcher), families: opts.families ?? FAMILIES, storageFree: opts.storageFree ?? browserStorageFree };
   }
 
   get ready(): boolean {
@@ -144,6 +154,7 @@ export interface LoadDeps {
   store: FileStore;
   fetcher: Fetcher;
   families: readonly ModelFamily[];
+  storageFree: () => Promise<number | null>;
 }
 
 /** Open a model folder as a LoadedModel on the best backend: the load job, minus the swap. */
@@ -164,11 +175,23 @@ export async function openModel(options: LoadOptions, deps: LoadDeps, signal: Ab
   emit({ type: 'backend', info: backend });
 
   // 4. every file of the components the family uses, into storage with byte progress
-  const required = family.requiredComponents.filter((c) => skip.has(c));
+  const required = family.requiredComponents.filter((c) => c.split('|').some((alt) => skip.has(alt)));
   if (required.length) throw badRequest(`${required.join(', ')} cannot be left out: the ${family.name} family needs it.`, 'Leave out only optional components.');
-  const used = [...family.requiredComponents, ...family.optionalComponents.filter((c) => folder.components.includes(c))];
-  for (const [path, spec] of folder.files) {
-    if (!used.some((c) => path.startsWith(c + '/'))) continue;
+  const used = [...family.requiredComponents.map((c) => presentComponent(opened, c)!), ...family.optionalComponents.filter((c) => folder.components.includes(c))];
+  const files = [...folder.files].filter(([path]) => used.some((c) => path.startsWith(c + '/')) && !family.skipFiles?.test(path));
+
+  // preflight: a download that cannot fit in storage is refused before its first byte
+  let missing = 0;
+  for (const [, spec] of files) if (!(await deps.store.has(spec))) missing += spec.bytes;
+  const free = missing > 0 ? await deps.storageFree() : null;
+  if (free !== null && missing > free) {
+    throw new EngineError(
+      'StorageFullError',
+      `${folder.name} needs ${GB(missing)} more of browser storage, but only ${GB(Math.max(0, free))} is free for this site.`,
+      'Free space (delete cached models or other site data), or choose a smaller model.',
+    );
+  }
+  for (const [path, spec] of files) {
     await deps.store.ensure(spec, (loaded, total) => emit({ type: 'progress', stage: 'download', file: path, loaded, total }), signal);
   }
   checkAbort(signal);

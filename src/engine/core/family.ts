@@ -61,11 +61,18 @@ export interface ModelFamily {
   readonly name: string;
   /** Whether a folder is this family's, from model_index.json (and the manifest's `family`). */
   detect(folder: ModelFolder): boolean;
-  /** Components that must be in the folder, checked before any download. */
+  /** Components that must be in the folder, checked before any download; 'a|b' accepts either folder. */
   requiredComponents: readonly string[];
   /** Components used when present. */
   optionalComponents: readonly string[];
+  /** Files of the used components that are never needed (not downloaded), by path. */
+  skipFiles?: RegExp;
   load(ctx: FamilyContext): Promise<LoadedModel>;
+}
+
+/** The folder present for a requirement 'a|b' (the first alternative that has files), or null. */
+export function presentComponent(folder: ModelFolder, requirement: string): string | null {
+  return requirement.split('|').find((c) => folder.components.includes(c) && [...folder.files.keys()].some((p) => p.startsWith(c + '/'))) ?? null;
 }
 
 /** The SD3-style transformer contract (DESIGN.md §2), shared by the families that follow it. */

@@ -75,6 +75,11 @@ export class FileStore {
     private fetcher: Fetcher,
   ) {}
 
+  /** Whether the file is already stored (verified when it was written). */
+  async has(f: FileSpec): Promise<boolean> {
+    return (await this.storage.match(storageKey(f))) !== undefined;
+  }
+
   /** Make sure the file is in storage, downloading it when missing (progress in bytes). */
   async ensure(f: FileSpec, onProgress: Progress, signal?: AbortSignal): Promise<void> {
     const key = storageKey(f);

@@ -21,7 +21,7 @@ const fx = loadFixtures();
 let loaded: Current;
 
 beforeAll(async () => {
-  loaded = await openModel({ modelUrl: MODEL_URL, backend: 'wasm' }, { store: new FileStore(new MemoryStorage(), fileFetcher), fetcher: fileFetcher, families: FAMILIES }, new AbortController().signal);
+  loaded = await openModel({ modelUrl: MODEL_URL, backend: 'wasm' }, { store: new FileStore(new MemoryStorage(), fileFetcher), fetcher: fileFetcher, families: FAMILIES, storageFree: async () => null }, new AbortController().signal);
 });
 afterAll(() => loaded.model.dispose());
 

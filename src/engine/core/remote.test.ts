@@ -3,60 +3,25 @@
  * served by a local server: real fetch, byte progress, hashes, storage, and a repo without our
  * manifest read through the Hub's tree API (/api/models/<owner>/<repo>/tree/main?recursive=true).
  */
-import { createHash } from 'node:crypto';
-import fs from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Engine } from './engine';
 import { MemoryStorage } from './storage';
 import type { Job, JobEvent } from '../protocol';
 import { loadFixtures, MODEL_DIR, psnr, readManifest, rgbOf, u8 } from '../testing/fixtures';
+import { startHubServer, type HubServer } from '../testing/hubServer';
 
 const REPO = 'webdit/webdit-tiny';
 const PREFIX = `/${REPO}/resolve/main/`;
-const requests: string[] = [];
-let server: http.Server;
+let hub: HubServer;
 let host = '';
-/** When set, the server acts as a Hub repo without our manifest.json. */
-let hideManifest = false;
-
-function walk(dir: string, rel = ''): string[] {
-  return fs.readdirSync(path.join(dir, rel), { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(dir, path.join(rel, e.name)) : [path.join(rel, e.name)]));
-}
-
-/** The tree listing as the Hub gives it: graphs in LFS with their sha256, small files with their git blob id. */
-function treeListing() {
-  return walk(MODEL_DIR).map((p) => {
-    const bytes = fs.readFileSync(path.join(MODEL_DIR, p));
-    const oid = createHash('sha1').update(`blob ${bytes.length}\0`).update(bytes).digest('hex');
-    const lfs = p.endsWith('.onnx') ? { oid: createHash('sha256').update(bytes).digest('hex'), size: bytes.length, pointerSize: 134 } : undefined;
-    return { type: 'file', oid, size: lfs ? 134 : bytes.length, path: p, ...(lfs ? { lfs } : {}) };
-  });
-}
+let requests: string[] = [];
 
 beforeAll(async () => {
-  server = http.createServer((req, res) => {
-    const url = decodeURIComponent(req.url ?? '');
-    requests.push(url);
-    if (url === `/api/models/${REPO}/tree/main?recursive=true`) {
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(treeListing()));
-      return;
-    }
-    const rel = url.startsWith(PREFIX) ? url.slice(PREFIX.length) : null;
-    const file = rel && !rel.includes('..') && !(hideManifest && rel === 'manifest.json') ? path.join(MODEL_DIR, rel) : null;
-    if (!file || !fs.existsSync(file) || fs.statSync(file).isDirectory()) {
-      res.writeHead(404).end('not found');
-      return;
-    }
-    res.writeHead(200, { 'content-length': fs.statSync(file).size });
-    fs.createReadStream(file).pipe(res);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  host = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  hub = await startHubServer({ [REPO]: MODEL_DIR });
+  host = hub.url;
+  requests = hub.requests;
 });
-afterAll(() => new Promise<void>((r) => server.close(() => r())));
+afterAll(() => hub.close());
 
 async function loadAndRun(engine: Engine, modelUrl: string) {
   const progress = new Map<string, number>();
@@ -98,7 +63,7 @@ describe('a model folder served in Hub layout', () => {
   });
 
   it('a repo without our manifest loads from the Hub tree listing alone, checked by LFS sha256 and git blob ids', async () => {
-    hideManifest = true;
+    hub.hidden.add('manifest.json');
     requests.length = 0;
     try {
       const engine = new Engine({ storage: new MemoryStorage() });
@@ -109,8 +74,20 @@ describe('a model folder served in Hub layout', () => {
       expect(imagePsnr).toBeGreaterThanOrEqual(40);
       await engine.dispose();
     } finally {
-      hideManifest = false;
+      hub.hidden.clear();
     }
+  });
+
+  it('a model that cannot fit in the free storage is refused before its first byte', async () => {
+    requests.length = 0;
+    const total = Object.entries(files).filter(([f]) => f !== 'model_index.json').reduce((n, [, s]) => n + s.bytes, 0);
+    const engine = new Engine({ storage: new MemoryStorage(), storageFree: async () => total - 1 });
+    await expect(engine.load({ modelUrl: host + PREFIX, backend: 'wasm' }).result).rejects.toMatchObject({ name: 'StorageFullError', message: expect.stringMatching(/needs 0\.\d\d GB more.*only 0\.\d\d GB is free/), action: expect.stringMatching(/Free space/) });
+    expect(requests.filter((u) => u.endsWith('.onnx'))).toEqual([]);
+    // what is already stored does not count: a second visit needs no free space
+    const stored = new Engine({ storage, storageFree: async () => 0 });
+    await stored.load({ modelUrl: host + PREFIX, backend: 'wasm' }).result;
+    await stored.dispose();
   });
 
   it('a missing file says the folder is incomplete', async () => {

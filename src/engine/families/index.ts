@@ -2,7 +2,7 @@
  * The registry of model families. Adding a family = a folder under families/ and one line here;
  * the core never changes.
  */
-import type { ModelFamily } from '../core/family';
+import { presentComponent, type ModelFamily } from '../core/family';
 import type { ModelFolder } from '../core/folder';
 import { modelError } from '../errors';
 import { sd3 } from './sd3';
@@ -19,7 +19,7 @@ export function detectFamily(folder: ModelFolder, families: readonly ModelFamily
       'Load a model of a supported family, or update the studio.',
     );
   }
-  const missing = family.requiredComponents.filter((c) => !folder.components.includes(c) || ![...folder.files.keys()].some((p) => p.startsWith(c + '/')));
+  const missing = family.requiredComponents.filter((c) => presentComponent(folder, c) === null).map((c) => c.replace('|', ' or '));
   if (missing.length) {
     throw modelError(`The ${family.name} model at ${folder.base} lacks the component(s) ${missing.join(', ')}.`, 'Use a complete model folder (docs/model-folder.md lists the components).');
   }

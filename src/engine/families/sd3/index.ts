@@ -6,7 +6,7 @@
 import { modelError } from '../../errors';
 import { clipTokenizerJson } from './clipTokenizer';
 import { checker, type Need, readIntConfig, readSchedulerConfig, readVaeConfig } from '../../core/configs';
-import { sd3TransformerFeeds, type FamilyContext, type LoadedModel, type ModelFamily } from '../../core/family';
+import { presentComponent, sd3TransformerFeeds, type FamilyContext, type LoadedModel, type ModelFamily } from '../../core/family';
 import type { ModelFolder } from '../../core/folder';
 import { output, type FloatTensor, type GraphRunner } from '../../core/tensor';
 import type { TextTokenizer } from '../../core/tokenizer';
@@ -51,6 +51,15 @@ export function sizesFor(native: number, max: number, step: number): [number, nu
   }
   return out;
 }
+
+/** The first of `names` the graph has as an output, or an error naming what it has. */
+function oneOf(outputs: readonly string[], names: string[], component: string): string {
+  const hit = names.find((n) => outputs.includes(n));
+  if (!hit) throw modelError(`${component}/model.onnx has none of the outputs ${names.join(', ')} (it has ${outputs.join(', ')}).`, FIX_GRAPH);
+  return hit;
+}
+
+const FIX_GRAPH = 'Use an SD3 export from optimum or TensorStack; docs/model-folder.md lists the graph names WebDiT binds.';
 
 interface ClipEncoder {
   tokenizer: TextTokenizer;
@@ -97,18 +106,22 @@ export function assembleConditioning(l: { hidden: FloatTensor; pooled: FloatTens
 
 export const sd3: ModelFamily = {
   name: 'sd3',
-  requiredComponents: ['transformer', 'vae_decoder', 'text_encoder', 'text_encoder_2', 'tokenizer', 'tokenizer_2', 'scheduler'],
+  // TensorStack's exports keep the MMDiT in unet/ (model_index.json still says "transformer")
+  requiredComponents: ['transformer|unet', 'vae_decoder', 'text_encoder', 'text_encoder_2', 'tokenizer', 'tokenizer_2', 'scheduler'],
   optionalComponents: ['text_encoder_3', 'tokenizer_3', 'vae_encoder'],
+  // TensorStack ships onnxruntime-extensions tokenizer graphs beside the tokenizer files: never needed
+  skipFiles: /^tokenizer(_\d)?\/.*\.onnx$/,
 
   detect(folder: ModelFolder) {
-    return /^StableDiffusion3(Img2Img)?Pipeline$/.test(folder.index._class_name) && folder.components.includes('transformer');
+    return /^StableDiffusion3(Img2Img)?Pipeline$/.test(folder.index._class_name);
   },
 
   async load(ctx: FamilyContext): Promise<LoadedModel> {
     const { folder } = ctx;
     // 1. configs
     const scheduler = await readSchedulerConfig(ctx, need);
-    const tc = await readIntConfig(ctx, need, 'transformer', ['sample_size', 'patch_size', 'in_channels', 'joint_attention_dim', 'pooled_projection_dim']);
+    const dit = presentComponent(folder, 'transformer|unet')!;
+    const tc = await readIntConfig(ctx, need, dit, ['sample_size', 'patch_size', 'in_channels', 'joint_attention_dim', 'pooled_projection_dim']);
     const vae = await readVaeConfig(ctx, need, tc.in_channels);
     const f = vae.scaleFactor;
     const native = tc.sample_size * f;
@@ -138,9 +151,13 @@ export const sd3: ModelFamily = {
       const clipL = await clip('');
       const clipG = await clip('_2');
       const t5 = useT5 ? { tokenizer: (await ctx.tokenizer('tokenizer_3')).tokenizer, graph: await open('text_encoder_3', ['input_ids'], ['last_hidden_state']) } : null;
-      const transformer = await open('transformer', ['hidden_states', 'encoder_hidden_states', 'pooled_projections', 'timestep'], ['out_hidden_states']);
+      // optimum names the velocity out_hidden_states, TensorStack out_sample: bind whichever is there
+      const transformer = await open(dit, ['hidden_states', 'encoder_hidden_states', 'pooled_projections', 'timestep'], []);
+      const velocityOutput = oneOf(transformer.outputNames, ['out_hidden_states', 'out_sample'], dit);
       const vaeDecoder = await open('vae_decoder', ['latent_sample'], ['sample']);
-      const vaeEncoder = folder.components.includes('vae_encoder') ? await open('vae_encoder', ['sample'], ['latent_parameters']) : null;
+      const vaeEncoder = folder.components.includes('vae_encoder') ? await open('vae_encoder', ['sample'], []) : null;
+      // optimum's encoder returns mean + logvar (latent_parameters), TensorStack's the mean (latent_sample)
+      const vaeEncoderOutput = vaeEncoder ? oneOf(vaeEncoder.outputNames, ['latent_parameters', 'latent_sample'], 'vae_encoder') : 'latent_sample';
       const d = folder.manifest?.defaults ?? {};
 
       return {
@@ -166,10 +183,10 @@ export const sd3: ModelFamily = {
         },
         transformerFeeds: sd3TransformerFeeds,
         transformer,
-        velocityOutput: 'out_hidden_states',
+        velocityOutput,
         vaeDecoder,
         vaeEncoder,
-        vaeEncoderOutput: 'latent_parameters',
+        vaeEncoderOutput,
         async dispose() {
           await Promise.all(runners.map((r) => r.dispose()));
         },

@@ -45,7 +45,7 @@ const repoUrl = () => `${hub.url}/webdit/sd3-tiny/resolve/main/`;
 
 async function open(skipComponents: string[] = []) {
   const store = new FileStore(new MemoryStorage(), (u, i) => fetch(u, i));
-  return openModel({ modelUrl: repoUrl(), backend: 'wasm', skipComponents }, { store, fetcher: (u, i) => fetch(u, i), families: FAMILIES }, new AbortController().signal);
+  return openModel({ modelUrl: repoUrl(), backend: 'wasm', skipComponents }, { store, fetcher: (u, i) => fetch(u, i), families: FAMILIES, storageFree: async () => null }, new AbortController().signal);
 }
 
 beforeAll(async () => {
@@ -152,5 +152,39 @@ describe('sd3 runs equal PyTorch', () => {
     const p = psnr(rgbOf(pixels!), u8(r.rgb));
     expect(p).toBeGreaterThanOrEqual(45);
     console.log(`${r.name}: image PSNR ${p.toFixed(1)} dB vs PyTorch`);
+  });
+});
+
+describe("sd3 in TensorStack's layout (unet/, model.onnx.data, out_sample, batch fixed to 1, fp16 weights)", () => {
+  const TS_DIR = path.join(DIR, 'sd3-tensorstack-tiny');
+  const tsGolden = JSON.parse(fs.readFileSync(path.join(DIR, 'sd3-tensorstack-golden.json'), 'utf8')) as { runs: (Run & { unetPassesPerStep: number })[] };
+  let ts: HubServer;
+  let m: Current;
+  beforeAll(async () => {
+    ts = await startHubServer({ 'TensorStack/sd3-tiny-onnx': TS_DIR });
+    const store = new FileStore(new MemoryStorage(), (u, i) => fetch(u, i));
+    m = await openModel({ modelUrl: `${ts.url}/TensorStack/sd3-tiny-onnx/resolve/main/`, backend: 'wasm' }, { store, fetcher: (u, i) => fetch(u, i), families: FAMILIES, storageFree: async () => null }, new AbortController().signal);
+  });
+  afterAll(async () => {
+    await m?.model.dispose();
+    await ts.close();
+  });
+
+  it('loads without fetching the tokenizer graphs it never runs', () => {
+    expect(m.info.family).toBe('sd3');
+    expect(ts.requests.some((u) => u.includes('/unet/model.onnx.data'))).toBe(true);
+    expect(ts.requests.filter((u) => /tokenizer(_\d)?\/model\.onnx$/.test(u))).toEqual([]);
+  });
+
+  it.each(tsGolden.runs.filter((r) => r.useT5 && r.width === 64).map((r) => [r.name, r] as const))('%s equals PyTorch, CFG as two batch-1 passes per step', async (_n, r) => {
+    const params = resolveParams({ prompt: r.prompt, negativePrompt: r.negativePrompt, seed: r.seed, numInferenceSteps: r.numInferenceSteps, guidanceScale: r.guidanceScale, width: r.width, height: r.height, numImagesPerPrompt: 1, strength: 0.6, previewEvery: 0 }, m.info);
+    expect(r.unetPassesPerStep).toBe(2);
+    let latents: Float32Array | null = null;
+    let pixels: Uint8ClampedArray | null = null;
+    await runPipeline(m.model, params, undefined, { onImage: (_i, img, l) => ((pixels = img.pixels), (latents = l)) });
+    expect(maxAbsDiff(latents!, f32(r.latents))).toBeLessThanOrEqual(1e-3);
+    const p = psnr(rgbOf(pixels!), u8(r.rgb));
+    expect(p).toBeGreaterThanOrEqual(45);
+    console.log(`tensorstack ${r.name}: image PSNR ${p.toFixed(1)} dB vs PyTorch`);
   });
 });
