@@ -2,7 +2,9 @@
  * A new user's session in real Chromium, once on WebGPU and once on WASM: the model loads with
  * the page, a prompt becomes the same image PyTorch makes for that seed, the PNG download
  * carries its parameters, a run cancels within one step and leaves the studio usable, and a
- * batch shows its images as thumbnails, each with its own seed.
+ * batch shows its images as thumbnails, each with its own seed. The form survives a reload and a
+ * run pressed during the load starts once the model is ready; a share link fills the form and
+ * runs; image-to-image starts from a result and records its strength in the PNG.
  */
 import { expect, test, type Page, type TestInfo } from '@playwright/test';
 import fs from 'node:fs';
@@ -197,4 +199,154 @@ test.describe('a real-model family from a Hub repo (?model=)', () => {
     expect(foreign.filter((u) => !u.startsWith(hub.url))).toEqual([]);
     expect(errors).toEqual([]);
   });
+});
+
+// ---- the studio keeps the user's intent: a saved form, a run pressed during the load, share links, image-to-image ----
+
+const fixtureRGB = (run: FixtureRun) => Buffer.from(run.rgb.b64, 'base64');
+
+test('the form survives a reload, and Generate pressed while the model loads runs once it is ready', async ({ page, context }, info) => {
+  const { backend, run } = setup(info);
+  const { errors, foreign } = watch(page, info);
+  await openStudio(page, backend);
+  await setParams(page, run);
+  await setSlider(page, 'images', 2, 1, 1);
+  await setSlider(page, 'strength', 0.3, 0, 0.05);
+  await page.getByTestId('random-seed').check();
+  await page.getByTestId('live-preview').uncheck();
+
+  // A first visit's load, held at the transformer download: the model files leave the Cache API and the route holds the request.
+  await page.evaluate(async () => {
+    for (const key of await caches.keys()) await caches.delete(key);
+  });
+  let held = 0;
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  await context.route(
+    (url) => url.pathname.endsWith('/transformer/model.onnx'),
+    async (route) => {
+      held++;
+      await released;
+      await route.continue();
+    },
+  );
+  await page.reload();
+  await expect(appState(page)).toHaveAttribute('data-state', 'loading');
+  await expect(page.getByTestId('prompt')).toHaveValue(run.prompt);
+  await expect(page.getByTestId('negative-prompt')).toHaveValue(run.negativePrompt);
+  await expect(page.getByTestId('steps-value')).toHaveText(String(run.numInferenceSteps));
+  await expect(page.getByTestId('guidance-value')).toHaveText(String(run.guidanceScale));
+  await expect(page.getByTestId('seed')).toHaveValue(String(run.seed));
+  await expect(page.getByTestId('random-seed')).toBeChecked();
+  await expect(page.getByTestId('images-value')).toHaveText('2');
+  await expect(page.getByTestId('live-preview')).not.toBeChecked();
+  await expect(page.getByTestId('strength-value')).toHaveText('0.3');
+
+  // Generate during the load waits (and cancels) in the UI; pressed again, it runs once the model is ready
+  await page.getByTestId('random-seed').uncheck();
+  await setSlider(page, 'images', 1, 1, 1);
+  const generate = page.getByTestId('generate');
+  await generate.click();
+  await expect(page.getByTestId('status')).toHaveText('Will start when the model is ready');
+  await page.getByTestId('cancel').click();
+  await expect(generate).toHaveText('Generate');
+  await generate.click();
+  await expect(page.getByTestId('status')).toHaveText('Will start when the model is ready');
+  await expect(appState(page)).toHaveAttribute('data-state', 'running');
+  // the load really is held at the transformer (and not done before the clicks above)
+  await expect.poll(() => held, { timeout: 120_000 }).toBeGreaterThan(0);
+  await expect(appState(page)).toHaveAttribute('data-state', 'running');
+  release();
+  await expect(page.getByTestId('timings')).toHaveText(seedText(run.seed), { timeout: 300_000 });
+  await expect(appState(page)).toHaveAttribute('data-state', 'ready');
+  const p = psnr(await canvasRGB(page), fixtureRGB(run));
+  console.log(`[${backend}] run pressed during the load vs PyTorch: PSNR ${p.toFixed(1)} dB`);
+  expect(p).toBeGreaterThanOrEqual(35);
+  expect(errors).toEqual([]);
+  expect(foreign).toEqual([]);
+});
+
+test('a share link with run=1 makes the fixture image untouched, and Copy link gives the settings back', async ({ page, context }, info) => {
+  const { backend, run } = setup(info);
+  const { errors, foreign } = watch(page, info);
+  await context.grantPermissions(['clipboard-read', 'clipboard-write']);
+  const link = new URLSearchParams({
+    backend,
+    prompt: run.prompt,
+    negative: run.negativePrompt,
+    seed: String(run.seed),
+    steps: String(run.numInferenceSteps),
+    cfg: String(run.guidanceScale),
+    width: 'abc', // garbage: ignored, with a notice
+    run: '1',
+  });
+  await page.goto(`/?${link}`);
+  await expect(page.getByTestId('timings')).toHaveText(seedText(run.seed), { timeout: 300_000 });
+  await expect(appState(page)).toHaveAttribute('data-state', 'ready');
+  const p = psnr(await canvasRGB(page), fixtureRGB(run));
+  console.log(`[${backend}] share link run=1 vs PyTorch: PSNR ${p.toFixed(1)} dB`);
+  expect(p).toBeGreaterThanOrEqual(35);
+  await expect(page.getByTestId('prompt')).toHaveValue(run.prompt);
+  await expect(page.getByTestId('steps-value')).toHaveText(String(run.numInferenceSteps));
+  await expect(page.getByTestId('form-notice')).toContainText('width="abc"');
+  // the link's settings left the address bar: a reload keeps later edits and does not run again
+  expect(new URL(page.url()).search).toBe(`?backend=${backend}`);
+
+  await page.getByTestId('copy-link').click();
+  const status = page.getByTestId('share-status');
+  await expect(status).not.toHaveText('');
+  const copied = (await status.textContent()) === 'Link copied' ? await page.evaluate(() => navigator.clipboard.readText()) : await page.getByTestId('share-link').inputValue();
+  const [height, width] = run.rgb.dims;
+  expect(Object.fromEntries(new URL(copied).searchParams)).toEqual({
+    backend,
+    prompt: run.prompt,
+    negative: run.negativePrompt,
+    seed: String(run.seed),
+    steps: String(run.numInferenceSteps),
+    cfg: String(run.guidanceScale),
+    width: String(width),
+    height: String(height),
+  });
+  expect(errors).toEqual([]);
+  expect(foreign).toEqual([]);
+});
+
+test('image-to-image from a result lands closer to it than text-to-image with the same seed, and the PNG records the strength', async ({ page }, info) => {
+  const { backend, run } = setup(info);
+  const { errors, foreign } = watch(page, info);
+  await openStudio(page, backend);
+  await setParams(page, run);
+  await page.getByTestId('generate').click();
+  await expect(page.getByTestId('timings')).toHaveText(seedText(run.seed), { timeout: 300_000 });
+  const init = await canvasRGB(page);
+
+  // 1. image-to-image from that result, with another seed
+  await page.getByTestId('use-as-init').click();
+  await expect(page.getByTestId('init-image-source')).toHaveText(`result, seed ${run.seed}`);
+  const strength = 0.3;
+  await setSlider(page, 'strength', strength, 0, 0.05);
+  const seed = run.seed + 1000;
+  await page.getByTestId('seed').fill(String(seed));
+  await page.getByTestId('generate').click();
+  await expect(page.getByTestId('timings')).toHaveText(seedText(seed), { timeout: 300_000 });
+  await expect(appState(page)).toHaveAttribute('data-state', 'ready');
+  const fromImage = await canvasRGB(page);
+  expect(await downloadParameters(page)).toBe(`${expectedParameters(run, seed)}, Denoising strength: ${strength}`);
+
+  // 2. the same seed from noise alone (the canvas changes, then the run ends)
+  await page.getByTestId('init-image-clear').click();
+  await expect(page.getByTestId('init-image')).toHaveCount(0);
+  await page.getByTestId('generate').click();
+  await expect.poll(() => canvasRGB(page), { timeout: 300_000 }).not.toEqual(fromImage);
+  await expect(appState(page)).toHaveAttribute('data-state', 'ready', { timeout: 300_000 });
+  await expect(page.getByTestId('result-canvas')).toHaveAttribute('data-kind', 'image');
+  const fromNoise = await canvasRGB(page);
+  expect(await downloadParameters(page)).toBe(expectedParameters(run, seed));
+
+  const [closer, farther] = [psnr(fromImage, init), psnr(fromNoise, init)];
+  console.log(`[${backend}] vs the init image: image-to-image ${closer.toFixed(1)} dB, text-to-image ${farther.toFixed(1)} dB`);
+  expect(fromImage).not.toEqual(fromNoise);
+  expect(closer).toBeGreaterThan(farther);
+  expect(errors).toEqual([]);
+  expect(foreign).toEqual([]);
 });

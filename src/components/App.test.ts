@@ -7,6 +7,7 @@ import { renderToStaticMarkup } from 'react-dom/server';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { App } from '../App';
 import { GENERATE_FIELDS } from '../engine/schema';
+import { STRENGTH_STEP } from '../store/params';
 import { connectEngine } from '../store/connect';
 import { resetStudio, studioStore } from '../store/store';
 import { FakeEngine, loadDone, modelInfo, pixels } from '../store/testUtils';
@@ -125,15 +126,14 @@ describe('App', () => {
     expect(text(doc.byTestId('status')!.inner)).toBe('Ready');
   });
 
-  it('shows a run sent during the load as waiting', () => {
+  it('shows a run pressed during the load as waiting for the model, and cancellable', () => {
     studioStore.getState().loadModel('/m/');
     studioStore.getState().generate();
-    engine.emit({ type: 'progress', stage: 'queued', id: engine.lastId, position: 1 });
     const doc = render();
     expect(doc.html).toMatch(/data-state="running"/);
     expect(text(doc.byTestId('generate')!.inner)).toBe('Waiting…');
     expect(doc.byTestId('cancel')!.attrs).not.toHaveProperty('disabled');
-    expect(text(doc.byTestId('status')!.inner)).toBe('Waiting for the model…');
+    expect(text(doc.byTestId('status')!.inner)).toBe('Will start when the model is ready');
     expect(text(doc.byTestId('progress')!.inner)).toContain('waiting for the model');
   });
 
@@ -202,6 +202,58 @@ describe('App', () => {
     expect(text(banner.inner)).toContain('Out of GPU memory.');
     expect(text(banner.inner)).toContain('Switch to WASM.');
     expect(banner.inner).toContain('aria-label="Dismiss error"');
+  });
+
+  it('disables the init image with the reason when the model has no VAE encoder', () => {
+    ready(); // modelInfo.imageToImage is false
+    studioStore.getState().generate();
+    engine.finish();
+    const doc = render();
+    expect(doc.byTestId('init-image-field')!.attrs).toHaveProperty('disabled');
+    expect(text(doc.byTestId('init-image-hint')!.inner)).toBe('WebDiT tiny has no VAE encoder, so it cannot start from an image.');
+    expect(doc.byTestId('use-as-init')!.attrs).toHaveProperty('disabled');
+    expect(doc.byTestId('use-as-init')!.attrs.title).toBe('WebDiT tiny has no VAE encoder, so it cannot start from an image.');
+  });
+
+  it('offers image-to-image when the model can: strength from the model, the init image with its source and a remove button', () => {
+    studioStore.getState().loadModel('/m/');
+    engine.emit(loadDone(engine.lastId, { ...modelInfo, imageToImage: true }));
+    let doc = render();
+    expect(doc.byTestId('init-image-field')!.attrs).not.toHaveProperty('disabled');
+    const { min, max } = GENERATE_FIELDS.strength;
+    expect(doc.byTestId('strength')!.attrs).toMatchObject({ type: 'range', min: String(min), max: String(max), step: String(STRENGTH_STEP), value: String(modelInfo.defaults.strength) });
+    expect(doc.byTestId('init-image')).toBeNull();
+    expect(doc.byTestId('init-image-clear')).toBeNull();
+    expect(doc.byTestId('use-as-init')!.attrs).toHaveProperty('disabled'); // no image yet
+    studioStore.getState().generate();
+    engine.finish();
+    studioStore.getState().setInitImage({ width: 4, height: 4, data: pixels(0) }, 'result, seed 42');
+    doc = render();
+    expect(doc.byTestId('use-as-init')!.attrs).not.toHaveProperty('disabled');
+    expect(doc.byTestId('init-image')!.attrs).toMatchObject({ width: '4', height: '4' });
+    expect(text(doc.byTestId('init-image-source')!.inner)).toBe('result, seed 42');
+    expect(doc.byTestId('init-image-clear')).not.toBeNull();
+    expect(doc.byTestId('init-image-file')!.attrs).toMatchObject({ type: 'file', accept: 'image/*' });
+  });
+
+  it('shows the size select only for a model with several sizes', () => {
+    ready();
+    expect(render().byTestId('size')).toBeNull();
+    studioStore.getState().loadModel('/m/');
+    engine.emit(loadDone(engine.lastId, { ...modelInfo, limits: { ...modelInfo.limits, sizes: [[4, 4], [8, 4]] } }));
+    studioStore.getState().setSize(8, 4);
+    const doc = render();
+    expect(doc.byTestId('size')!.tag).toBe('select');
+    expect(doc.byTestId('size')!.inner).toContain('value="8x4" selected=""');
+  });
+
+  it("has a Copy link button and shows what a link's values could not give", () => {
+    studioStore.getState().reportFormNotice('Ignored from the link (not a valid value): steps="abc".');
+    const doc = render();
+    expect(text(doc.byTestId('copy-link')!.inner)).toBe('Copy link');
+    expect(doc.byTestId('share-link')).toBeNull(); // only when the clipboard refused
+    expect(doc.byTestId('form-notice')!.attrs.role).toBe('status');
+    expect(text(doc.byTestId('form-notice')!.inner)).toContain('steps=&quot;abc&quot;');
   });
 
   it('labels every form control', () => {

@@ -2,8 +2,12 @@ import { useEffect, useRef, type FormEvent } from 'react';
 import { GUIDANCE_STEP } from '../store/params';
 import { selectCanGenerate, selectGuidanceScale, selectLimits, selectNumImagesPerPrompt, selectNumInferenceSteps, selectWaiting } from '../store/selectors';
 import { studioStore, useStudio } from '../store/store';
+import { FormNotice } from './FormNotice';
+import { InitImageField } from './InitImageField';
 import { PromptFields } from './PromptFields';
 import { SeedField } from './SeedField';
+import { ShareLink } from './ShareLink';
+import { SizeField } from './SizeField';
 import { SliderField } from './SliderField';
 
 export function ControlsPanel() {
@@ -37,6 +41,7 @@ export function ControlsPanel() {
 
   return (
     <form className="panel controls" aria-label="Generation settings" onSubmit={onSubmit}>
+      <FormNotice />
       <PromptFields />
       <SliderField
         id="steps"
@@ -60,6 +65,7 @@ export function ControlsPanel() {
         hint="How closely to follow the prompt. 1 turns guidance off (twice as fast)."
         onChange={setGuidanceScale}
       />
+      <SizeField />
       <SliderField
         id="images"
         testId="images"
@@ -76,6 +82,7 @@ export function ControlsPanel() {
         <input type="checkbox" data-testid="live-preview" checked={livePreview} onChange={(e) => setLivePreview(e.currentTarget.checked)} />
         Live preview while it runs
       </label>
+      <InitImageField />
       <div className="actions">
         <button ref={generateRef} type="submit" className="primary" data-testid="generate" disabled={!canGenerate} aria-keyshortcuts="Control+Enter Meta+Enter">
           {waiting ? 'Waiting…' : running || cancelling ? 'Generating…' : 'Generate'}
@@ -84,6 +91,7 @@ export function ControlsPanel() {
           {cancelling ? 'Cancelling…' : 'Cancel'}
         </button>
       </div>
+      <ShareLink />
     </form>
   );
 }

@@ -1,11 +1,12 @@
-import { useEffect, useRef, useState } from 'react';
+import { useEffect, useRef, useState, type DragEvent } from 'react';
 import { useShallow } from 'zustand/react/shallow';
 import type { GeneratedImage } from '../engine/protocol';
 import { formatTimings } from '../store/format';
-import { selectShownBatch, selectShownImage } from '../store/selectors';
+import { selectImageToImageBlocker, selectShownBatch, selectShownImage } from '../store/selectors';
 import type { ImageRecord } from '../store/state';
 import { studioStore, useStudio } from '../store/store';
 import { downloadName, downloadPng } from './download';
+import { pickInitFile, resultAsInit } from './InitImageField';
 import { LoadProgress } from './LoadProgress';
 import { RunProgress } from './RunProgress';
 import { StatusLine } from './StatusLine';
@@ -43,6 +44,23 @@ function Thumbnail({ record, selected }: { record: ImageRecord; selected: boolea
   );
 }
 
+const hasFiles = (e: { dataTransfer: DataTransfer | null }) => e.dataTransfer?.types.includes('Files') ?? false;
+
+/** A file dropped anywhere on the page would replace the studio with the file: only the image panel takes drops. */
+function useNoDropNavigation(): void {
+  useEffect(() => {
+    const stop = (e: globalThis.DragEvent) => {
+      if (hasFiles(e)) e.preventDefault();
+    };
+    document.addEventListener('dragover', stop);
+    document.addEventListener('drop', stop);
+    return () => {
+      document.removeEventListener('dragover', stop);
+      document.removeEventListener('drop', stop);
+    };
+  }, []);
+}
+
 export function ImagePanel() {
   const shown = useStudio(selectShownImage);
   const preview = useStudio((s) => s.preview);
@@ -50,8 +68,26 @@ export function ImagePanel() {
   const modelDefaults = useStudio((s) => s.model.info?.defaults ?? null);
   const loading = useStudio((s) => s.model.status === 'loading' || s.model.status === 'idle');
   const running = useStudio((s) => s.generation.status !== 'idle');
+  const imageToImageBlocker = useStudio(selectImageToImageBlocker);
   const canvasRef = useRef<HTMLCanvasElement>(null);
   const [saving, setSaving] = useState(false);
+  const [dropping, setDropping] = useState(false);
+  useNoDropNavigation();
+
+  const onDragOver = (e: DragEvent) => {
+    if (!hasFiles(e)) return;
+    e.preventDefault();
+    e.dataTransfer.dropEffect = imageToImageBlocker === null ? 'copy' : 'none';
+    setDropping(true);
+  };
+  const onDrop = (e: DragEvent) => {
+    if (!hasFiles(e)) return;
+    e.preventDefault();
+    setDropping(false);
+    const files = [...e.dataTransfer.files];
+    const file = files.find((f) => f.type.startsWith('image/')) ?? files[0];
+    if (file) void pickInitFile(file);
+  };
 
   // While a run previews, its expected image replaces the last one; the final image replaces the preview.
   const drawn = preview ?? shown?.image ?? null;
@@ -83,7 +119,16 @@ export function ImagePanel() {
       : 'No image yet';
 
   return (
-    <section className="panel stage" aria-label="Result">
+    <section
+      className="panel stage"
+      aria-label="Result"
+      data-drop={dropping}
+      onDragOver={onDragOver}
+      onDragLeave={(e) => {
+        if (!e.currentTarget.contains(e.relatedTarget as Node | null)) setDropping(false);
+      }}
+      onDrop={onDrop}
+    >
       {loading && <LoadProgress />}
       <div className="canvas-frame" data-empty={!drawn} data-preview={preview !== null} aria-busy={running}>
         <canvas
@@ -100,9 +145,14 @@ export function ImagePanel() {
             Preview
           </span>
         )}
-        {!drawn && (
+        {!drawn && !dropping && (
           <p className="canvas-placeholder" aria-hidden="true">
             {loading ? 'Loading the model…' : 'Your image will appear here'}
+          </p>
+        )}
+        {dropping && (
+          <p className="canvas-placeholder drop-hint" aria-hidden="true">
+            {imageToImageBlocker ?? 'Drop to start from this picture'}
           </p>
         )}
       </div>
@@ -119,15 +169,26 @@ export function ImagePanel() {
         <p className="timings muted" data-testid="timings">
           {shown ? `${formatTimings(shown.timings.totalMs, shown.timings.msPerStep)} · seed ${shown.params.seed}` : null}
         </p>
-        <button
-          type="button"
-          data-testid="download"
-          disabled={!shown || saving}
-          title={shown ? `Save as ${downloadName(shown)} with its settings embedded` : 'Generate an image first'}
-          onClick={onDownload}
-        >
-          Download PNG
-        </button>
+        <div className="result-actions">
+          <button
+            type="button"
+            data-testid="use-as-init"
+            disabled={!shown || imageToImageBlocker !== null}
+            title={imageToImageBlocker ?? (shown ? 'Start the next run from this image (image-to-image)' : 'Generate an image first')}
+            onClick={() => shown && resultAsInit(shown)}
+          >
+            Use as init image
+          </button>
+          <button
+            type="button"
+            data-testid="download"
+            disabled={!shown || saving}
+            title={shown ? `Save as ${downloadName(shown)} with its settings embedded` : 'Generate an image first'}
+            onClick={onDownload}
+          >
+            Download PNG
+          </button>
+        </div>
       </div>
     </section>
   );

@@ -7,7 +7,11 @@ import type { StudioEngine, StudioStore } from './store';
  */
 export function connectEngine(store: StudioStore, engine: StudioEngine): () => void {
   store.getState().attachEngine(engine);
-  const unsubscribe = engine.subscribe((event) => store.setState((state) => applyEvent(state, event)));
+  const unsubscribe = engine.subscribe((event) => {
+    store.setState((state) => applyEvent(state, event));
+    // a run pressed during the load goes out once the load's `done` made the model ready
+    store.getState().runPending();
+  });
   return () => {
     unsubscribe();
     store.getState().attachEngine(null);

@@ -1,10 +1,16 @@
 import type { BackendPreference, Range } from '../engine/protocol';
-import { GENERATE_FIELDS } from '../engine/schema';
+import { fieldRange, GENERATE_FIELDS } from '../engine/schema';
 
 /** Largest seed: the engine's noise generator (mulberry32) takes a uint32. */
 export const MAX_SEED = GENERATE_FIELDS.seed.max;
 /** The guidance slider's step; clamps round to it so the slider and the store agree. */
 export const GUIDANCE_STEP = GENERATE_FIELDS.guidanceScale.step;
+
+/**
+ * The strength slider's step. The request table gives strength's range (0..1) but no step: 0.05
+ * is fine enough to feel continuous and coarse enough that a keyboard crosses the range in 20 presses.
+ */
+export const STRENGTH_STEP = 0.05;
 
 /** A preview every 5 steps costs one small VAE decode each time... */
 export const PREVIEW_EVERY = 5;
@@ -19,11 +25,25 @@ export function clampInt(value: number, range: Range): number | null {
   return clamp(Math.round(value), range);
 }
 
+/** Nearest multiple of `step` in `range`, without float noise (0.3, not 0.30000000000000004). */
+export function clampToStep(value: number, range: Range, step: number): number | null {
+  if (!Number.isFinite(value)) return null;
+  const decimals = Math.max(0, -Math.floor(Math.log10(step)) + 1);
+  return clamp(Number((Math.round(value / step) * step).toFixed(decimals)), range);
+}
+
 /** Nearest multiple of GUIDANCE_STEP in `range`, matching the slider. */
 export function clampGuidance(value: number, range: Range): number | null {
-  if (!Number.isFinite(value)) return null;
-  return clamp(Math.round(value / GUIDANCE_STEP) * GUIDANCE_STEP, range);
+  return clampToStep(value, range, GUIDANCE_STEP);
 }
+
+/** Image-to-image strength: the schema's range, rounded to the slider's STRENGTH_STEP. */
+export function clampStrength(value: number): number | null {
+  return clampToStep(value, fieldRange('strength'), STRENGTH_STEP);
+}
+
+/** A prompt as the text field would take it: cut at the schema's maxLength. */
+export const clampText = (value: string, field: 'prompt' | 'negativePrompt') => value.slice(0, GENERATE_FIELDS[field].maxLength);
 
 export function clampSeed(value: number): number | null {
   if (!Number.isFinite(value)) return null;

@@ -5,6 +5,8 @@ import {
   selectAppState,
   selectCanGenerate,
   selectGuidanceScale,
+  selectImageToImageBlocker,
+  selectInitImage,
   selectLimits,
   selectLoadFraction,
   selectNegativePrompt,
@@ -12,8 +14,11 @@ import {
   selectNumInferenceSteps,
   selectShownBatch,
   selectShownImage,
+  selectSize,
   selectStatusText,
+  selectStrength,
   selectTimeLeft,
+  WAITING_FOR_MODEL,
 } from './selectors';
 import { idleGeneration, initialData, MAX_IMAGES, type StudioData } from './state';
 import { generateDone, imageEvent, loadDone, modelInfo, pixels, timings } from './testUtils';
@@ -132,11 +137,11 @@ describe('applyEvent: generate', () => {
     expect(selectAppState(s)).toBe('running');
   });
 
-  it('shows a run sent during the load as waiting, until the load is done', () => {
+  it('shows a run the engine queued behind a load as queued, until the load is done', () => {
     const s0: StudioData = { ...loading(), generation: { ...idleGeneration, status: 'running', requestId: 'gen-1' } };
     let s = apply(s0, { type: 'progress', stage: 'queued', id: 'gen-1', position: 1 });
     expect(s.generation.queued).toBe(true);
-    expect(selectStatusText(s)).toBe('Waiting for the model…');
+    expect(selectStatusText(s)).toBe('Queued…');
     expect(selectAppState(s)).toBe('running');
     s = apply(s, loadDone('load-1'));
     expect(s.generation.queued).toBe(false);
@@ -226,6 +231,16 @@ describe('applyEvent: generate', () => {
     expect(selectAppState(s)).toBe('error');
   });
 
+  it('drops a run held for a load that fails: the load\'s banner says why', () => {
+    const s0: StudioData = { ...loading(), generation: { ...idleGeneration, status: 'running', pending: true } };
+    expect(selectStatusText(s0)).toBe(WAITING_FOR_MODEL);
+    const s = apply(s0, { type: 'error', id: 'load-1', error: err('ModelError') });
+    expect(s.generation).toEqual(idleGeneration);
+    expect(s.error?.name).toBe('ModelError');
+    // a load that succeeds leaves it for the store to send (runPending)
+    expect(apply(s0, loadDone('load-1')).generation).toMatchObject({ status: 'running', pending: true });
+  });
+
   it("keeps the load's banner when a run that waited for it hears NotReadyError", () => {
     const s0: StudioData = { ...loading(), generation: { ...idleGeneration, status: 'running', requestId: 'gen-1', queued: true } };
     const s = applyAll(s0, [
@@ -266,5 +281,37 @@ describe('applyEvent: worker crash', () => {
     const s = apply(loading(), { type: 'error', id: WORKER_ID, error: err('WorkerError') });
     expect(s.model.status).toBe('error');
     expect(selectAppState(s)).toBe('error');
+  });
+});
+
+describe('selectors: size, strength and the init image', () => {
+  const sizes: [number, number][] = [[4, 4], [8, 4]];
+  const i2i: ModelInfo = { ...modelInfo, limits: { ...modelInfo.limits, sizes }, imageToImage: true, defaults: { ...modelInfo.defaults, strength: 0.75 } };
+  const withModel = (info: ModelInfo, patch: Partial<StudioData> = {}): StudioData => ({ ...apply(loading(), loadDone('load-1', info)), ...patch });
+  const image = (width: number, height: number) => ({ width, height, data: new Uint8ClampedArray(width * height * 4) });
+
+  it("uses a size the model offers, else the model's default; before a load, the user's pick", () => {
+    expect(selectSize(initialData())).toBeNull();
+    expect(selectSize({ ...initialData(), size: [32, 32] })).toEqual([32, 32]);
+    expect(selectSize(withModel(i2i))).toEqual([4, 4]);
+    expect(selectSize(withModel(i2i, { size: [8, 4] }))).toEqual([8, 4]);
+    expect(selectSize(withModel(i2i, { size: [32, 32] }))).toEqual([4, 4]);
+  });
+
+  it("takes the strength the user set, else the model's default, rounded to the slider's step", () => {
+    expect(selectStrength(initialData())).toBeNull();
+    expect(selectStrength(withModel(i2i))).toBe(0.75);
+    expect(selectStrength(withModel(i2i, { strength: 0.3 }))).toBe(0.3);
+    expect(selectStrength(withModel(i2i, { strength: 0.33 }))).toBe(0.35);
+  });
+
+  it('says why image-to-image is off, and only hands out an init image of the next size', () => {
+    expect(selectImageToImageBlocker(initialData())).toBe('Available once the model has loaded.');
+    expect(selectImageToImageBlocker(withModel(modelInfo))).toBe('WebDiT tiny has no VAE encoder, so it cannot start from an image.');
+    expect(selectImageToImageBlocker(withModel(i2i))).toBeNull();
+    const fits = { image: image(4, 4), source: 'a.png' };
+    expect(selectInitImage(withModel(modelInfo, { initImage: fits }))).toBeNull();
+    expect(selectInitImage(withModel(i2i, { initImage: fits }))).toBe(fits.image);
+    expect(selectInitImage(withModel(i2i, { initImage: fits, size: [8, 4] }))).toBeNull();
   });
 });

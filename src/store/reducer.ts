@@ -124,7 +124,12 @@ function applyError(state: StudioData, error: EngineErrorInfo, match: Match & { 
   }
   if (match.isLoad) {
     // The engine keeps the model it had (info, backend): a failed load only fails itself.
-    return { error, model: { ...model, status: 'error', message: null, loadingBackend: null }, generation: { ...generation, queued: false } };
+    // a run held for this load can no longer start: the load's banner says why
+    return {
+      error,
+      model: { ...model, status: 'error', message: null, loadingBackend: null },
+      generation: generation.pending ? idleGeneration : { ...generation, queued: false },
+    };
   }
   if (match.isGenerate) {
     if (error.name === 'CancelledError') {

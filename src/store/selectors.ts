@@ -1,7 +1,7 @@
 import type { ModelInfo } from '../engine/protocol';
-import { fieldRange, GENERATE_FIELDS } from '../engine/schema';
+import { fieldRange, GENERATE_FIELDS, type InitImage } from '../engine/schema';
 import { formatSeconds } from './format';
-import { clampGuidance, clampInt } from './params';
+import { clampGuidance, clampInt, clampStrength } from './params';
 import type { FileProgress, ImageRecord, StudioData } from './state';
 
 export type AppState = 'starting' | 'loading' | 'ready' | 'running' | 'error';
@@ -45,9 +45,46 @@ export const selectNegativePrompt = (s: StudioData): string =>
 export const selectNumImagesPerPrompt = (s: StudioData): number =>
   clampInt(s.numImagesPerPrompt, selectLimits(s).numImagesPerPrompt) ?? GENERATE_FIELDS.numImagesPerPrompt.default;
 
+/** Image-to-image strength: the user's, else the model's default; null before either is known. */
+export function selectStrength(s: StudioData): number | null {
+  const value = s.strength ?? s.model.info?.defaults.strength ?? null;
+  return value === null ? null : clampStrength(value);
+}
+
+const sameSize = (a: readonly [number, number], w: number, h: number) => a[0] === w && a[1] === h;
+
+/**
+ * [width, height] of the next run: the user's pick when the model offers it, else the model's
+ * default; before a model is loaded, the user's pick (or null: the model's default). Returns an
+ * array the state already holds, so a hook can select it without re-rendering on every change.
+ */
+export function selectSize(s: StudioData): readonly [number, number] | null {
+  const info = s.model.info;
+  if (!info) return s.size;
+  const { sizes } = info.limits;
+  const picked = s.size && sizes.find((size) => sameSize(size, s.size![0], s.size![1]));
+  return picked ?? sizes.find((size) => sameSize(size, info.defaults.width, info.defaults.height)) ?? sizes[0] ?? null;
+}
+
+/** Why image-to-image is off (shown next to the disabled control), or null when it is on. */
+export function selectImageToImageBlocker(s: StudioData): string | null {
+  const info = s.model.info;
+  if (!info) return 'Available once the model has loaded.';
+  if (!info.imageToImage) return `${info.name} has no VAE encoder, so it cannot start from an image.`;
+  return null;
+}
+
+/** The init image the next run starts from: null when there is none, the model cannot, or it was made for another size. */
+export function selectInitImage(s: StudioData): InitImage | null {
+  const { initImage } = s;
+  if (!initImage || selectImageToImageBlocker(s) !== null) return null;
+  const size = selectSize(s);
+  return size && sameSize(size, initImage.image.width, initImage.image.height) ? initImage.image : null;
+}
+
 /**
  * Generate is a button for one run at a time (a UI affordance; the engine's queue has the real
- * busy rule). Pressed while the model loads, the run is sent and waits in the engine's queue.
+ * busy rule). Pressed while the model loads, the run waits in the store until the model is ready.
  */
 export const selectCanGenerate = (s: StudioData) =>
   s.generation.status === 'idle' && (s.model.status === 'loading' || s.model.info !== null);
@@ -95,16 +132,19 @@ export function selectLoadFraction(s: StudioData): number | null {
   return total > 0 ? loaded / total : null;
 }
 
-/** A run sent before the engine could start it: it waits behind the model load (or another job). */
+/** A run that has not started: held until the model is ready, or queued in the engine behind another job. */
 export const selectWaiting = (s: StudioData): boolean =>
-  s.generation.status !== 'idle' && s.generation.step === 0 && (s.model.status === 'loading' || s.generation.queued);
+  s.generation.status !== 'idle' && s.generation.step === 0 && (s.generation.pending || s.generation.queued);
+
+/** The status line (and the progress row) while a run waits for the model. */
+export const WAITING_FOR_MODEL = 'Will start when the model is ready';
 
 /** The live region's sentence. */
 export function selectStatusText(s: StudioData): string {
   const { generation, model } = s;
   if (generation.status === 'cancelling') return 'Cancelling…';
   if (generation.status === 'running') {
-    if (selectWaiting(s)) return model.status === 'loading' ? 'Waiting for the model…' : 'Queued…';
+    if (selectWaiting(s)) return generation.pending ? WAITING_FOR_MODEL : 'Queued…';
     // per-step counts live in the progress bar: announcing each one would flood screen readers
     return generation.total > 0 ? `Generating ${generation.total} steps…` : 'Generating…';
   }

@@ -1,5 +1,5 @@
 import type { BackendInfo, BackendPreference, EngineErrorInfo, GeneratedImage, ImageResult, ModelInfo } from '../engine/protocol';
-import { GENERATE_FIELDS } from '../engine/schema';
+import { GENERATE_FIELDS, type InitImage } from '../engine/schema';
 
 export interface FileProgress {
   file: string;
@@ -31,8 +31,13 @@ export interface GenerationState {
   status: 'idle' | 'running' | 'cancelling';
   /** The generate job the UI started; events of other jobs are ignored. */
   requestId: string | null;
-  /** The engine put the job behind another one (the model load) and it has not started yet. */
+  /** The engine put the job behind another one and it has not started yet. */
   queued: boolean;
+  /**
+   * Generate was pressed while the model loads: the store holds the run (requestId null) and sends
+   * it once the model is ready, so its settings are resolved against that model's limits.
+   */
+  pending: boolean;
   /** Steps finished so far (the last `denoise` progress), out of `total` (0 until known). */
   step: number;
   total: number;
@@ -67,6 +72,12 @@ export interface StudioData {
   randomizeSeed: boolean;
   /** Ask the engine for previews of the expected image while it denoises. */
   livePreview: boolean;
+  /** Image-to-image strength; null: the model's default. */
+  strength: number | null;
+  /** [width, height]; null: the model's default. Only a size the model offers is used. */
+  size: [number, number] | null;
+  /** The picture image-to-image starts from, already at the size it was picked for. */
+  initImage: InitImageRecord | null;
   backendPreference: BackendPreference;
   model: ModelState;
   generation: GenerationState;
@@ -80,6 +91,34 @@ export interface StudioData {
   error: EngineErrorInfo | null;
   /** One-line outcome of the last action ("Done in 1.2 s", "Cancelled at step 2/20"). */
   notice: string | null;
+  /** What the form could not take (a share link's garbage values); stays until dismissed. */
+  formNotice: string | null;
+}
+
+/**
+ * The form as a user would type it: what persists across reloads and what a share link carries.
+ * Every value goes through the store's setters, so a restored or linked one is clamped exactly
+ * like a typed one.
+ */
+export interface FormValues {
+  prompt: string;
+  negativePrompt: string;
+  numInferenceSteps: number;
+  guidanceScale: number;
+  seed: number;
+  randomizeSeed: boolean;
+  numImagesPerPrompt: number;
+  livePreview: boolean;
+  strength: number;
+  size: [number, number];
+  backendPreference: BackendPreference;
+}
+
+export interface InitImageRecord {
+  /** RGBA pixels, center-cropped and scaled to the size it was picked for. */
+  image: InitImage;
+  /** Where it came from, for the thumbnail's label ("cat.png", "result, seed 42"). */
+  source: string;
 }
 
 /**
@@ -92,6 +131,7 @@ export const idleGeneration: GenerationState = {
   status: 'idle',
   requestId: null,
   queued: false,
+  pending: false,
   step: 0,
   total: 0,
   msPerStep: null,
@@ -123,6 +163,9 @@ export function initialData(backendPreference: BackendPreference = 'auto'): Stud
     seed: FIRST_SEED,
     randomizeSeed: false,
     livePreview: true,
+    strength: null,
+    size: null,
+    initImage: null,
     backendPreference,
     model: idleModel,
     generation: idleGeneration,
@@ -131,5 +174,6 @@ export function initialData(backendPreference: BackendPreference = 'auto'): Stud
     preview: null,
     error: null,
     notice: null,
+    formNotice: null,
   };
 }

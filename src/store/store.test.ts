@@ -3,7 +3,8 @@ import type { EngineErrorInfo, WorkerEvent } from '../engine/protocol';
 import { GENERATE_FIELDS } from '../engine/schema';
 import { connectEngine } from './connect';
 import { backendFromSearch, MAX_SEED, PREVIEW_EVERY } from './params';
-import { selectAppState, selectCanGenerate, selectNumInferenceSteps, selectShownImage, selectStatusText } from './selectors';
+import { selectAppState, selectCanGenerate, selectNumInferenceSteps, selectShownImage, selectStatusText, WAITING_FOR_MODEL } from './selectors';
+import { idleGeneration } from './state';
 import { createStudioStore, resetStudio, studioStore } from './store';
 import { FakeEngine, loadDone, modelInfo } from './testUtils';
 
@@ -106,6 +107,113 @@ describe('setters', () => {
   });
 });
 
+describe('image-to-image', () => {
+  const i2i = { ...modelInfo, imageToImage: true };
+  const init = (w = 4, h = 4) => ({ width: w, height: h, data: new Uint8ClampedArray(w * h * 4).fill(9) });
+
+  it('rounds strength to the slider step within 0..1 and ignores NaN', () => {
+    const cases: [number, number][] = [[0.33, 0.35], [-1, 0], [2, 1], [0.3, 0.3], [0.05, 0.05]];
+    for (const [input, expected] of cases) {
+      state().setStrength(input);
+      expect(state().strength).toBe(expected);
+    }
+    state().setStrength(NaN);
+    expect(state().strength).toBe(0.05);
+  });
+
+  it('sends the init image with the strength, and none once it is removed', () => {
+    state().loadModel(MODEL_URL);
+    engine.emit(loadDone(engine.lastId, i2i));
+    const image = init();
+    state().setInitImage(image, 'a.png');
+    state().generate();
+    expect(generateCalls()[0]).toMatchObject({ image, strength: modelInfo.defaults.strength, width: 4, height: 4 });
+    engine.finish();
+    state().setStrength(0.3);
+    state().generate();
+    expect(generateCalls()[1]).toMatchObject({ image, strength: 0.3 });
+    engine.finish();
+    state().clearInitImage();
+    state().generate();
+    expect(generateCalls()[2]).not.toHaveProperty('image');
+    expect(generateCalls()[2]).not.toHaveProperty('strength');
+  });
+
+  it("never sends an init image to a model that cannot use it, nor one of the wrong size or byte count", () => {
+    ready(); // imageToImage: false
+    state().setInitImage(init(), 'a.png');
+    state().generate();
+    expect(generateCalls()[0]).not.toHaveProperty('image');
+    state().setInitImage({ width: 4, height: 4, data: new Uint8ClampedArray(3) }, 'broken');
+    expect(state().initImage?.source).toBe('a.png');
+    engine.finish();
+    state().loadModel(MODEL_URL);
+    engine.emit(loadDone(engine.lastId, i2i));
+    state().setInitImage(init(8, 8), 'big.png');
+    state().generate();
+    expect(generateCalls()[1]).not.toHaveProperty('image');
+  });
+});
+
+describe('size', () => {
+  it("keeps integers in the schema's range before a load, and only sizes the model offers after", () => {
+    state().setSize(32.4, 100_000);
+    expect(state().size).toEqual([32, GENERATE_FIELDS.height.max]);
+    state().setSize(NaN, 4);
+    expect(state().size).toEqual([32, GENERATE_FIELDS.height.max]);
+    ready();
+    state().setSize(8, 8);
+    expect(state().size).toEqual([32, GENERATE_FIELDS.height.max]);
+    state().setSize(4, 4);
+    expect(state().size).toEqual([4, 4]);
+  });
+});
+
+describe('applyForm', () => {
+  it('clamps restored and linked values exactly like typed ones', () => {
+    state().applyForm({
+      prompt: 'x'.repeat(GENERATE_FIELDS.prompt.maxLength + 5),
+      negativePrompt: 'dark',
+      numInferenceSteps: 999,
+      guidanceScale: 4.3,
+      seed: -5,
+      randomizeSeed: true,
+      numImagesPerPrompt: 0,
+      livePreview: false,
+      strength: 0.42,
+      size: [64, 64],
+    });
+    expect(state()).toMatchObject({
+      negativePrompt: 'dark',
+      numInferenceSteps: GENERATE_FIELDS.numInferenceSteps.max,
+      guidanceScale: 4.5,
+      seed: 0,
+      randomizeSeed: true,
+      numImagesPerPrompt: 1,
+      livePreview: false,
+      strength: 0.4,
+      size: [64, 64],
+    });
+    expect(state().prompt).toHaveLength(GENERATE_FIELDS.prompt.maxLength);
+  });
+
+  it('leaves out what it is not given, and NaN', () => {
+    state().setSeed(7);
+    state().applyForm({ prompt: 'a cat', numInferenceSteps: NaN });
+    expect(state()).toMatchObject({ prompt: 'a cat', seed: 7, numInferenceSteps: null });
+  });
+
+  it('switches the backend only when it differs (the same one would load the model again)', () => {
+    vi.stubGlobal('location', new URL('http://localhost:5173/'));
+    vi.stubGlobal('history', { state: null, replaceState: vi.fn() });
+    ready();
+    state().applyForm({ backendPreference: 'auto' });
+    expect(callTypes()).toEqual(['load']);
+    state().applyForm({ backendPreference: 'wasm' });
+    expect(engine.calls.at(-1)).toEqual({ type: 'load', modelUrl: MODEL_URL, backend: 'wasm' });
+  });
+});
+
 describe('loadModel', () => {
   it('asks the engine with the backend preference and goes through loading to ready', () => {
     state().loadModel(MODEL_URL);
@@ -153,24 +261,61 @@ describe('loadModel', () => {
 });
 
 describe('generate', () => {
-  it('is sent while the model loads: the engine queues it, and the UI shows it waiting', () => {
+  it("waits in the store while the model loads, then goes out resolved against that model's limits", () => {
     state().loadModel(MODEL_URL);
     const loadId = engine.lastId;
     expect(selectCanGenerate(state())).toBe(true);
+    // before the load, only the schema's range is known: 15 is a valid guidance there, not for this model
+    state().setGuidanceScale(15);
     state().generate();
-    expect(callTypes()).toEqual(['load', 'generate']);
-    // the model's defaults are not known yet: the engine applies them
-    expect(generateCalls()[0]).toEqual({ prompt: '', negativePrompt: '', seed: 42, numImagesPerPrompt: 1, previewEvery: PREVIEW_EVERY });
-    const runId = engine.lastId;
-    engine.emit({ type: 'progress', stage: 'queued', id: runId, position: 1 });
-    expect(selectStatusText(state())).toBe('Waiting for the model…');
+    expect(callTypes()).toEqual(['load']);
+    expect(state().generation).toMatchObject({ status: 'running', pending: true, requestId: null });
+    expect(selectStatusText(state())).toBe(WAITING_FOR_MODEL);
     expect(selectAppState(state())).toBe('running');
+    expect(selectCanGenerate(state())).toBe(false);
+    engine.emit({ type: 'progress', stage: 'download', id: loadId, file: 'a.onnx', loaded: 1, total: 2 });
+    expect(callTypes()).toEqual(['load']);
     engine.emit(loadDone(loadId));
+    expect(callTypes()).toEqual(['load', 'generate']);
+    expect(generateCalls()[0]).toEqual({
+      prompt: '',
+      negativePrompt: 'blurry',
+      numInferenceSteps: 24,
+      guidanceScale: modelInfo.limits.guidanceScale.max,
+      seed: 42,
+      numImagesPerPrompt: 1,
+      width: 4,
+      height: 4,
+      previewEvery: PREVIEW_EVERY,
+    });
+    const runId = engine.lastId;
+    expect(state().generation).toMatchObject({ status: 'running', pending: false, requestId: runId, total: 24 });
     engine.emit(denoise(runId, 1, 24));
     expect(selectStatusText(state())).toBe('Generating 24 steps…');
     engine.finish(runId);
     expect(selectShownImage(state())?.params.numInferenceSteps).toBe(24);
     expect(selectAppState(state())).toBe('ready');
+  });
+
+  it('cancels a run that waits for the model without asking the engine; the load goes on', () => {
+    state().loadModel(MODEL_URL);
+    const loadId = engine.lastId;
+    state().generate();
+    state().cancel();
+    expect(callTypes()).toEqual(['load']);
+    expect(state().generation).toEqual(idleGeneration);
+    engine.emit(loadDone(loadId));
+    expect(callTypes()).toEqual(['load']);
+    expect(selectAppState(state())).toBe('ready');
+  });
+
+  it('drops a waiting run when the load fails, with the load\'s banner', () => {
+    state().loadModel(MODEL_URL);
+    state().generate();
+    engine.emit({ type: 'error', id: engine.lastId, error: { name: 'ModelError', message: 'Broken manifest.', action: 'Re-export.' } });
+    expect(state().generation).toEqual(idleGeneration);
+    expect(state().error?.name).toBe('ModelError');
+    expect(callTypes()).toEqual(['load']);
   });
 
   it('leaves NotReadyError to the engine, and the banner goes once a model loads', () => {
@@ -191,7 +336,7 @@ describe('generate', () => {
     state().generate();
     expect(engine.calls[1]).toEqual({
       type: 'generate',
-      params: { prompt: '', negativePrompt: 'blurry', numInferenceSteps: 24, guidanceScale: 6, seed: 99, numImagesPerPrompt: 3, previewEvery: PREVIEW_EVERY },
+      params: { prompt: '', negativePrompt: 'blurry', numInferenceSteps: 24, guidanceScale: 6, seed: 99, numImagesPerPrompt: 3, width: 4, height: 4, previewEvery: PREVIEW_EVERY },
     });
     expect(state().generation).toMatchObject({ status: 'running', requestId: engine.lastId, step: 0, total: 24 });
     expect(selectAppState(state())).toBe('running');

@@ -2,9 +2,19 @@ import { useStore } from 'zustand';
 import { createStore, type StoreApi } from 'zustand/vanilla';
 import { isErrorName, toErrorInfo } from '../engine/errors';
 import type { BackendPreference, EngineErrorInfo, GenerateRequestParams, ImageEngine, WorkerEvent } from '../engine/protocol';
-import { backendFromSearch, clampGuidance, clampInt, clampSeed, isBackendPreference, previewEvery, randomSeed } from './params';
-import { selectGuidanceScale, selectLimits, selectNegativePrompt, selectNumImagesPerPrompt, selectNumInferenceSteps } from './selectors';
-import { idleGeneration, initialData, type StudioData } from './state';
+import { fieldRange, GENERATE_FIELDS, type InitImage } from '../engine/schema';
+import { backendFromSearch, clampGuidance, clampInt, clampSeed, clampStrength, clampText, isBackendPreference, previewEvery, randomSeed } from './params';
+import {
+  selectGuidanceScale,
+  selectInitImage,
+  selectLimits,
+  selectNegativePrompt,
+  selectNumImagesPerPrompt,
+  selectNumInferenceSteps,
+  selectSize,
+  selectStrength,
+} from './selectors';
+import { idleGeneration, initialData, type FormValues, type StudioData } from './state';
 
 /**
  * The one seam between the store and an engine: the ImageEngine calls for the actions, plus every
@@ -30,10 +40,25 @@ export interface StudioActions {
   setRandomizeSeed(on: boolean): void;
   rollSeed(): void;
   setLivePreview(on: boolean): void;
+  /** Rounded to the slider's step and clamped to the schema's 0..1; NaN is ignored. */
+  setStrength(strength: number): void;
+  /** Once a model is loaded, only a size it offers (else ignored); before, integers clamped to the schema's range. */
+  setSize(width: number, height: number): void;
+  /** The picture image-to-image starts from (already cropped and scaled); one with the wrong byte count is ignored. */
+  setInitImage(image: InitImage, source: string): void;
+  clearInitImage(): void;
+  /** Fills the form from saved or linked values, each through its setter (so clamped like typed ones). */
+  applyForm(values: Partial<FormValues>): void;
+  /** Says what the form could not take (a link's unreadable values). */
+  reportFormNotice(text: string): void;
+  dismissFormNotice(): void;
   /** Loads a model folder (URL ending in '/') with the current backend preference; a load in flight is cancelled first. */
   loadModel(modelUrl: string): void;
-  /** Sends a generate; while the model loads, the engine queues it behind the load. */
+  /** Sends a generate; pressed while the model loads, the run waits in the store until the model is ready. */
   generate(): void;
+  /** Sends the run that waits for the model, once the model is ready (connectEngine calls it after each event). */
+  runPending(): void;
+  /** Cancels the run: a waiting one at once, a sent one through the engine. */
   cancel(): void;
   /** Shows this image of the newest batches large. */
   showImage(jobId: string, index: number): void;
@@ -86,6 +111,38 @@ export function createStudioStore(backendPreference: BackendPreference = backend
       });
     };
 
+    /** Sends the form as a generate request and follows that job. */
+    const send = (state: StudioState) => {
+      if (!engine) return set({ error: noEngine });
+      // An empty prompt is valid: it asks for an unconditional sample.
+      const seed = state.randomizeSeed ? randomSeed() : state.seed;
+      const numInferenceSteps = selectNumInferenceSteps(state);
+      const guidanceScale = selectGuidanceScale(state);
+      const size = selectSize(state);
+      const image = selectInitImage(state);
+      const params: GenerateRequestParams = {
+        prompt: state.prompt,
+        negativePrompt: selectNegativePrompt(state),
+        seed,
+        numImagesPerPrompt: selectNumImagesPerPrompt(state),
+        previewEvery: previewEvery(state.livePreview, numInferenceSteps),
+        // before the model has loaded, absent values mean "the model's default" to the engine
+        ...(numInferenceSteps !== null && { numInferenceSteps }),
+        ...(guidanceScale !== null && { guidanceScale }),
+        ...(size !== null && { width: size[0], height: size[1] }),
+        // an init image exists only once a model is loaded, so its default strength is known
+        ...(image !== null && { image, strength: selectStrength(state) ?? GENERATE_FIELDS.strength.default }),
+      };
+      const job = engine.generate(params);
+      set({
+        seed,
+        generation: { ...idleGeneration, status: 'running', requestId: job.id, total: numInferenceSteps ?? 0 },
+        preview: null,
+        error: null,
+        notice: null,
+      });
+    };
+
     return {
       ...initialData(backendPreference),
 
@@ -95,8 +152,8 @@ export function createStudioStore(backendPreference: BackendPreference = backend
 
       engineUnavailable: (error) => set({ model: { ...get().model, status: 'error' }, error }),
 
-      setPrompt: (prompt) => set({ prompt }),
-      setNegativePrompt: (negativePrompt) => set({ negativePrompt }),
+      setPrompt: (prompt) => set({ prompt: clampText(prompt, 'prompt') }),
+      setNegativePrompt: (negativePrompt) => set({ negativePrompt: clampText(negativePrompt, 'negativePrompt') }),
       setNumInferenceSteps: (steps) => {
         const numInferenceSteps = clampInt(steps, selectLimits(get()).numInferenceSteps);
         if (numInferenceSteps !== null) set({ numInferenceSteps });
@@ -116,6 +173,52 @@ export function createStudioStore(backendPreference: BackendPreference = backend
       setRandomizeSeed: (randomizeSeed) => set({ randomizeSeed }),
       rollSeed: () => set({ seed: randomSeed() }),
       setLivePreview: (livePreview) => set({ livePreview }),
+      setStrength: (value) => {
+        const strength = clampStrength(value);
+        if (strength !== null) set({ strength });
+      },
+      setSize: (w, h) => {
+        const sizes = get().model.info?.limits.sizes;
+        // a loaded model lists its sizes (the select offers only those); before that, the schema's range
+        if (sizes) {
+          const offered = sizes.find(([sw, sh]) => sw === w && sh === h);
+          if (offered) set({ size: offered });
+          return;
+        }
+        const width = clampInt(w, fieldRange('width'));
+        const height = clampInt(h, fieldRange('height'));
+        if (width !== null && height !== null) set({ size: [width, height] });
+      },
+      setInitImage: (image, source) => {
+        if (image.data.length !== image.width * image.height * 4) return;
+        set({ initImage: { image, source } });
+      },
+      clearInitImage: () => set({ initImage: null }),
+      applyForm: (values) => {
+        const s = get();
+        const apply: { [K in keyof FormValues]: (v: FormValues[K]) => void } = {
+          prompt: s.setPrompt,
+          negativePrompt: s.setNegativePrompt,
+          numInferenceSteps: s.setNumInferenceSteps,
+          guidanceScale: s.setGuidanceScale,
+          seed: s.setSeed,
+          randomizeSeed: s.setRandomizeSeed,
+          numImagesPerPrompt: s.setNumImagesPerPrompt,
+          livePreview: s.setLivePreview,
+          strength: s.setStrength,
+          size: ([w, h]) => s.setSize(w, h),
+          backendPreference: (v) => {
+            // the same preference again would load the model again
+            if (v !== get().backendPreference) s.setBackendPreference(v);
+          },
+        };
+        for (const key of Object.keys(apply) as (keyof FormValues)[]) {
+          const value = values[key];
+          if (value !== undefined) (apply[key] as (v: unknown) => void)(value);
+        }
+      },
+      reportFormNotice: (formNotice) => set({ formNotice }),
+      dismissFormNotice: () => set({ formNotice: null }),
 
       loadModel: (modelUrl) => {
         if (!engine) return set({ error: noEngine });
@@ -135,32 +238,24 @@ export function createStudioStore(backendPreference: BackendPreference = backend
         if (!engine) return set({ error: noEngine });
         // The store follows one run (the button and shortcut are off meanwhile); this only stops a double call.
         if (state.generation.status !== 'idle') return;
-        // An empty prompt is valid: it asks for an unconditional sample.
-        const seed = state.randomizeSeed ? randomSeed() : state.seed;
-        const numInferenceSteps = selectNumInferenceSteps(state);
-        const guidanceScale = selectGuidanceScale(state);
-        const params: GenerateRequestParams = {
-          prompt: state.prompt,
-          negativePrompt: selectNegativePrompt(state),
-          seed,
-          numImagesPerPrompt: selectNumImagesPerPrompt(state),
-          previewEvery: previewEvery(state.livePreview, numInferenceSteps),
-          // before the model has loaded, absent values mean "the model's default" to the engine
-          ...(numInferenceSteps !== null && { numInferenceSteps }),
-          ...(guidanceScale !== null && { guidanceScale }),
-        };
-        const job = engine.generate(params);
-        set({
-          seed,
-          generation: { ...idleGeneration, status: 'running', requestId: job.id, total: numInferenceSteps ?? 0 },
-          preview: null,
-          error: null,
-          notice: null,
-        });
+        if (state.model.status === 'loading') {
+          // Held here rather than in the engine's queue: sent now, its values could only be checked
+          // against the schema, and a loaded model with narrower limits would refuse them.
+          // (a banner stays: it may say why the model is being loaded, e.g. an unreadable ?model=)
+          return set({ generation: { ...idleGeneration, status: 'running', pending: true }, preview: null, notice: null });
+        }
+        send(state);
+      },
+
+      runPending: () => {
+        const state = get();
+        if (state.generation.pending && state.model.status === 'ready') send(state);
       },
 
       cancel: () => {
         const { generation } = get();
+        // never sent: nothing to ask the engine
+        if (generation.pending) return set({ generation: idleGeneration, notice: 'Cancelled before it started' });
         if (!engine || generation.status !== 'running' || generation.requestId === null) return;
         const target = generation.requestId;
         set({ generation: { ...generation, status: 'cancelling' } });

@@ -16,6 +16,7 @@ import type {
   WorkerEvent,
 } from '../engine/protocol';
 import type { StudioEngine } from './store';
+import { initialData, type StudioData } from './state';
 
 /** A model whose limits are narrower than the schema's, so tests can tell which ranges apply. */
 export const modelInfo: ModelInfo = {
@@ -32,6 +33,12 @@ export const modelInfo: ModelInfo = {
   scheduler: { shift: 2, numTrainTimesteps: 1000 },
   imageToImage: false,
 };
+
+/** The store's data once `modelInfo` has loaded, for selector tests that need no engine. */
+export function readyData(): StudioData {
+  const s = initialData();
+  return { ...s, model: { ...s.model, status: 'ready', requestId: 'load-0', url: '/m/', info: modelInfo, backend: { backend: 'wasm', threads: 1 }, loadMs: 1 } };
+}
 
 export const timings = { encodeMs: 10, denoiseMs: 900, decodeMs: 20, totalMs: 1234, msPerStep: 45 };
 
