@@ -99,6 +99,11 @@ PRESETS = {
     "cpu": Preset(model_id="webdit-tiny", model_name="WebDiT tiny (emoji + shapes, 64x64)",
                   n_shapes=16000, emoji_limit=None, vae_steps=2000, vae_batch=32, clip_steps=400,
                   clip_batch=128, dit_steps=4000, dit_batch=64),
+    # the shipped model's architecture and data (so it warm-starts from public/models/webdit-tiny, see
+    # from_onnx.py --seed-run) with GPU batches; training/gpu/run.sh fits the steps to its time budget
+    "cuda-tiny": Preset(model_id="webdit-tiny", model_name="WebDiT tiny (emoji + shapes, 64x64)",
+                        n_shapes=16000, emoji_limit=None, vae_steps=20000, vae_batch=64, clip_steps=8000,
+                        clip_batch=512, dit_steps=60000, dit_batch=256),
     # same code, bigger, for a CUDA GPU
     "cuda": Preset(model_id="webdit-small", model_name="WebDiT small (emoji + shapes, 64x64)",
                    n_shapes=60000, emoji_limit=None, vae_steps=20000, vae_batch=64, clip_steps=8000,
