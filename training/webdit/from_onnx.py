@@ -8,6 +8,8 @@ How the weights are found. torch.onnx.export keeps a parameter's name when the g
     followed by Add(bias) where the bias keeps its name;
   - GroupNorm's affine becomes Mul(x, weight[:, None, None]) and Add(bias[:, None, None]) with
     initializers `onnx::Mul_N` / `onnx::Add_N` shaped [C,1,1].
+Weights stored as fp16 / int8 by compress.py are read back first (compress.inflate: the exact
+float32 values onnxruntime folds them into), so a compressed folder gives its rounded weights.
 These are mapped by walking the graph: its nodes are in the order the exporter traced the forward,
 so the k-th folded MatMul (or GroupNorm Mul/Add pair) is the k-th Linear (GroupNorm) whose weight has
 no name of its own, in the order the PyTorch module calls them (recorded with forward hooks on the
@@ -28,6 +30,7 @@ import torch.nn as nn
 from onnx import numpy_helper
 
 from . import data as D
+from .compress import inflate
 from .config import PRESETS, DiTConfig, TextConfig, VAEConfig
 from .export import GRAPH_NAMES, MAX_ABS_DIFF, ort_run, read_json, sha256
 from .models import CLIP, DiT, VAE, Decoder, Encoder, GroupNorm, PosteriorMean, TextEncoder
@@ -61,7 +64,8 @@ def configs(folder, preset="cpu"):
 class Graph:
     def __init__(self, path):
         self.path = path
-        self.model = onnx.load(path)
+        # weights stored as fp16 / int8 (webdit/compress.py) read back as the float32 values onnxruntime uses
+        self.model = inflate(onnx.load(path))
         g = self.model.graph
         self.nodes = list(g.node)
         self.inits = {t.name: numpy_helper.to_array(t) for t in g.initializer}
