@@ -7,27 +7,20 @@ is as small as any tried. unpack() checks the images' sha256 recorded at packing
 
     /usr/bin/python3 training/gpu/pack.py --emoji training/data/cache     # -> training/gpu/pack/emoji.tar.xz
 """
-import hashlib
 import io
 import json
 import lzma
 import os
 import tarfile
 
+from .fileio import sha256
+
 FILES = ("emoji.json", "emoji.u8")
-
-
-def _sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def pack(cache, out):
     """cache: a folder with emoji.json + emoji.u8. Writes out (.tar.xz); returns its info."""
-    info = {"files": {f: {"bytes": os.path.getsize(os.path.join(cache, f)), "sha256": _sha256(os.path.join(cache, f))}
+    info = {"files": {f: {"bytes": os.path.getsize(os.path.join(cache, f)), "sha256": sha256(os.path.join(cache, f))}
                       for f in FILES}}
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     with tarfile.open(out + ".tmp", "w:xz", preset=9 | lzma.PRESET_EXTREME) as tar:
@@ -53,7 +46,7 @@ def unpack(path, cache):
                 for chunk in iter(lambda: src.read(1 << 20), b""):
                     dst.write(chunk)
     for f, want in info["files"].items():
-        got = _sha256(os.path.join(cache, f))
+        got = sha256(os.path.join(cache, f))
         if got != want["sha256"]:
             raise RuntimeError(f"{path}: {f} unpacked with sha256 {got}, packed {want['sha256']}")
     return info

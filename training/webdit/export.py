@@ -3,7 +3,6 @@ component with its config.json, graphs as <component>/model.onnx (opset 17, fp32
 plus WebDiT's manifest.json (every downloaded file with bytes + sha256, and the sampling defaults).
 Every graph is checked with onnx.checker and against PyTorch with onnxruntime."""
 import base64
-import hashlib
 import json
 import os
 import subprocess
@@ -13,6 +12,7 @@ import onnx
 import torch
 
 from . import data as D
+from .fileio import sha256  # noqa: F401 (re-exported: from_onnx, fixtures and tests import it from here)
 from .models import PosteriorMean
 
 TRAINING = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -24,14 +24,6 @@ GRAPHS = ("transformer", "vae_decoder", "vae_encoder", "text_encoder")
 
 
 # ---- files ------------------------------------------------------------------------------------
-def sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def write_json(path, obj):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w", encoding="utf-8") as f:

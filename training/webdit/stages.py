@@ -274,16 +274,28 @@ def _stage_step(run, name):
     return int(torch.load(path, map_location="cpu")["step"]) if os.path.exists(path) else None
 
 
+def _fresh_cache(run, cache, model):
+    """run/<cache>.pt when it was computed from run/<model>.pt at its current step, else None
+    (and a log line when it is stale). Returns (cache or None, the model's step)."""
+    path, step = os.path.join(run, f"{cache}.pt"), _stage_step(run, model)
+    if not os.path.exists(path):
+        return None, step
+    out = torch.load(path)
+    key = f"{model}_step"
+    if out.get(key, step) == step:
+        return out, step
+    log(run, f"{cache}: cached from {model} at step {out[key]}, now at {step}: recomputed")
+    return None, step
+
+
 @torch.no_grad()
 def stage_latents(run, P: Preset, ds, vae, device):
     """Posterior means of every image, and the shift/scaling factors that make the training set's
     latents zero-mean, unit-variance (SD3's shift_factor / scaling_factor, measured here)."""
-    path, vae_step = os.path.join(run, "latents.pt"), _stage_step(run, "vae")
-    if os.path.exists(path):
-        out = torch.load(path)
-        if out.get("vae_step", vae_step) == vae_step:
-            return out
-        log(run, f"latents: cached from the VAE at step {out['vae_step']}, now at {vae_step}: recomputed")
+    cached, vae_step = _fresh_cache(run, "latents", "vae")
+    if cached is not None:
+        return cached
+    path = os.path.join(run, "latents.pt")
     means = []
     for i in range(0, len(ds["imgs"]), ENCODE_BATCH):
         x = D.to_tensor_images(ds["imgs"][i:i + ENCODE_BATCH]).to(device)
@@ -344,12 +356,10 @@ def stage_clip(run, P: Preset, ds, tok, device, budget=None):
 @torch.no_grad()
 def stage_textcache(run, P: Preset, ds, clip, tok, device):
     """Every distinct caption (and "") encoded once, stored fp16: the DiT stage reads only this."""
-    path, clip_step = os.path.join(run, "textcache.pt"), _stage_step(run, "clip")
-    if os.path.exists(path):
-        out = torch.load(path)
-        if out.get("clip_step", clip_step) == clip_step:
-            return out
-        log(run, f"textcache: cached from the text encoder at step {out['clip_step']}, now at {clip_step}: recomputed")
+    cached, clip_step = _fresh_cache(run, "textcache", "clip")
+    if cached is not None:
+        return cached
+    path = os.path.join(run, "textcache.pt")
     uniq = sorted({c for cs in ds["caps"] for c in cs} | {""})
     index = {c: i for i, c in enumerate(uniq)}
     hs, ps = [], []

@@ -8,7 +8,7 @@ import type { BackendInfo, GeneratedImage, GenerateResult, ImageEngine, Job, Job
 import { parseGenerateParams, type GenerateParams, type GenerateRequestParams, type ResolvedGenerateParams } from '../schema';
 import { presentComponent, type FamilyContext, type LoadedModel, type ModelFamily } from './family';
 import { FileStore, type Fetcher } from './files';
-import { componentFiles, openFolder, readComponentJson, type ModelFolder } from './folder';
+import { componentFiles, openFolder, readComponentJson, readComponentText, type ModelFolder } from './folder';
 import { JobQueue } from './jobs';
 import { runPipeline } from './pipeline';
 import { createRunner, selectBackend, webgpuDeviceInUse } from './sessions';
@@ -235,11 +235,7 @@ function familyContext(store: FileStore, folder: ModelFolder, backend: 'webgpu' 
     progress,
     readJson: (component, file) => readComponentJson(folder, store, component, file, signal),
     has: (component, file) => folder.files.has(`${component}/${file}`),
-    async readText(component, file) {
-      const spec = folder.files.get(`${component}/${file}`);
-      if (!spec) throw modelError(`The model folder has no ${component}/${file}.`, 'Use a complete model folder (docs/model-folder.md).');
-      return store.text(spec, signal);
-    },
+    readText: (component, file) => readComponentText(folder, store, component, file, signal),
     async tokenizer(component, tokenizerJson) {
       const config = await readComponentJson(folder, store, component, 'tokenizer_config.json', signal);
       const json = tokenizerJson ?? (await readComponentJson(folder, store, component, 'tokenizer.json', signal));

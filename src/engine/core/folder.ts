@@ -187,10 +187,15 @@ export function componentFiles(folder: ModelFolder, component: string): Map<stri
 }
 
 /** A component's JSON file (config.json by default), verified, parsed. */
-export async function readComponentJson<T = Record<string, unknown>>(folder: ModelFolder, store: FileStore, component: string, file = 'config.json', signal?: AbortSignal): Promise<T> {
+/** A component's file as text, verified. */
+export async function readComponentText(folder: ModelFolder, store: FileStore, component: string, file: string, signal?: AbortSignal): Promise<string> {
   const spec = folder.files.get(`${component}/${file}`);
   if (!spec) throw modelError(`The model folder has no ${component}/${file}.`, FIX);
-  const text = await store.text(spec, signal);
+  return store.text(spec, signal);
+}
+
+export async function readComponentJson<T = Record<string, unknown>>(folder: ModelFolder, store: FileStore, component: string, file = 'config.json', signal?: AbortSignal): Promise<T> {
+  const text = await readComponentText(folder, store, component, file, signal);
   try {
     return JSON.parse(text) as T;
   } catch (e) {

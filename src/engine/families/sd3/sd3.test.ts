@@ -59,6 +59,21 @@ afterAll(async () => {
   await hub.close();
 });
 
+/** One golden run through the engine's pipeline: final latents within 1e-3, image >= 45 dB. */
+async function expectGoldenRun(m: Current, r: Run, label: string) {
+  const params = resolveParams(
+    { prompt: r.prompt, negativePrompt: r.negativePrompt, seed: r.seed, numInferenceSteps: r.numInferenceSteps, guidanceScale: r.guidanceScale, width: r.width, height: r.height, numImagesPerPrompt: 1, strength: 0.6, previewEvery: 0 },
+    m.info,
+  );
+  let latents: Float32Array | null = null;
+  let pixels: Uint8ClampedArray | null = null;
+  await runPipeline(m.model, params, undefined, { onImage: (_i, img, l) => ((pixels = img.pixels), (latents = l)) });
+  expect(maxAbsDiff(latents!, f32(r.latents))).toBeLessThanOrEqual(1e-3);
+  const p = psnr(rgbOf(pixels!), u8(r.rgb));
+  expect(p).toBeGreaterThanOrEqual(45);
+  console.log(`${label}${r.name}: image PSNR ${p.toFixed(1)} dB vs PyTorch`);
+}
+
 function tokenizer(name: string) {
   const dir = path.join(REPLICA, name);
   const read = (f: string) => JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8'));
@@ -140,18 +155,7 @@ describe('sd3 runs equal PyTorch', () => {
   // 256-token variant (diffusers >= 0.36) is a different image, and WebDiT follows DESIGN.md
   const runs = golden.runs.filter((r) => r.noT5Tokens !== 256);
   it.each(runs.map((r) => [r.name, r] as const))('%s', async (_n, r) => {
-    const m = r.useT5 ? opened.t5! : opened.noT5!;
-    const params = resolveParams(
-      { prompt: r.prompt, negativePrompt: r.negativePrompt, seed: r.seed, numInferenceSteps: r.numInferenceSteps, guidanceScale: r.guidanceScale, width: r.width, height: r.height, numImagesPerPrompt: 1, strength: 0.6, previewEvery: 0 },
-      m.info,
-    );
-    let latents: Float32Array | null = null;
-    let pixels: Uint8ClampedArray | null = null;
-    await runPipeline(m.model, params, undefined, { onImage: (_i, img, l) => ((pixels = img.pixels), (latents = l)) });
-    expect(maxAbsDiff(latents!, f32(r.latents))).toBeLessThanOrEqual(1e-3);
-    const p = psnr(rgbOf(pixels!), u8(r.rgb));
-    expect(p).toBeGreaterThanOrEqual(45);
-    console.log(`${r.name}: image PSNR ${p.toFixed(1)} dB vs PyTorch`);
+    await expectGoldenRun(r.useT5 ? opened.t5! : opened.noT5!, r, '');
   });
 });
 
@@ -177,14 +181,7 @@ describe("sd3 in TensorStack's layout (unet/, model.onnx.data, out_sample, batch
   });
 
   it.each(tsGolden.runs.filter((r) => r.useT5 && r.width === 64).map((r) => [r.name, r] as const))('%s equals PyTorch, CFG as two batch-1 passes per step', async (_n, r) => {
-    const params = resolveParams({ prompt: r.prompt, negativePrompt: r.negativePrompt, seed: r.seed, numInferenceSteps: r.numInferenceSteps, guidanceScale: r.guidanceScale, width: r.width, height: r.height, numImagesPerPrompt: 1, strength: 0.6, previewEvery: 0 }, m.info);
     expect(r.unetPassesPerStep).toBe(2);
-    let latents: Float32Array | null = null;
-    let pixels: Uint8ClampedArray | null = null;
-    await runPipeline(m.model, params, undefined, { onImage: (_i, img, l) => ((pixels = img.pixels), (latents = l)) });
-    expect(maxAbsDiff(latents!, f32(r.latents))).toBeLessThanOrEqual(1e-3);
-    const p = psnr(rgbOf(pixels!), u8(r.rgb));
-    expect(p).toBeGreaterThanOrEqual(45);
-    console.log(`tensorstack ${r.name}: image PSNR ${p.toFixed(1)} dB vs PyTorch`);
+    await expectGoldenRun(m, r, 'tensorstack ');
   });
 });
