@@ -6,6 +6,8 @@ import fs from 'node:fs';
 const systemChromium = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => fs.existsSync(p));
 const executablePath = process.env.CHROMIUM_PATH ?? systemChromium;
 const PORT = Number(process.env.E2E_PORT ?? 4173);
+// E2E_DIST: a build folder other than dist/ (parallel checkouts or sessions building side by side).
+const DIST = process.env.E2E_DIST ?? 'dist';
 
 const baseArgs = ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
 
@@ -21,7 +23,7 @@ export default defineConfig({
     trace: 'off',
   },
   webServer: {
-    command: `npx vite preview --port ${PORT} --strictPort`,
+    command: `npx vite preview --port ${PORT} --strictPort --outDir ${DIST}`,
     url: `http://localhost:${PORT}`,
     reuseExistingServer: false,
     timeout: 120_000,
