@@ -13,6 +13,7 @@ const baseArgs = ['--no-sandbox', '--disable-background-networking', '--disable-
 
 export default defineConfig({
   testDir: 'e2e',
+  outputDir: process.env.E2E_RESULTS ?? 'test-results', // playwright empties it at start: one per parallel run
   timeout: 600_000,
   expect: { timeout: 30_000 },
   workers: 1, // two cores: one browser at a time
