@@ -3,6 +3,8 @@
  * the way AUTOMATIC1111 does (a `parameters` text chunk), so other tools can read our files.
  */
 import type { ImageResult } from './engine/protocol';
+import { GENERATE_FIELDS } from './engine/schema';
+import { cleanText } from './text';
 
 const SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 
@@ -165,6 +167,42 @@ export interface ParsedParameters {
   denoisingStrength: number | null;
 }
 
+/**
+ * How AUTOMATIC1111 reads an infotext (modules/infotext_utils.py, parse_generation_parameters):
+ * - the last line holds the settings when this pattern finds at least 3 `Key: value` pairs in it
+ *   (a value in double quotes is JSON; a value that matches `WxH` is a size);
+ * - of the lines before it, each is stripped of white space, and the first that then starts with
+ *   "Negative prompt:" starts the negative prompt; everything before it is the prompt.
+ * Python's `\w` is Unicode-aware, hence \p{L}\p{N}_.
+ */
+const FIELD = /\s*([\p{L}\p{N}_][\p{L}\p{N}_ \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)/gu;
+/** Python's str.strip() white space: JS's \s plus the separators U+001C-U+001F and NEL (U+0085). */
+const WS = '[\\s\\u001c-\\u001f\\u0085]';
+const NEGATIVE = 'Negative prompt:';
+/** Two full prompts and a settings line fit easily; longer text is refused before any pattern runs over it. */
+const MAX_INFOTEXT = 4 * GENERATE_FIELDS.prompt.maxLength;
+/** The settings pattern is quadratic over a long run of word characters: bound the line it scans. */
+const MAX_SETTINGS_LINE = 10_000;
+const MARKER_LINE = new RegExp(`^${WS}*${NEGATIVE}`);
+/** A prompt line that A1111 would take for the negative prompt's start, with any backslashes before it. */
+const LOOKS_LIKE_MARKER = new RegExp(`^\\\\*${WS}*${NEGATIVE}`);
+const ESCAPED_MARKER = new RegExp(`^\\\\+${WS}*${NEGATIVE}`);
+
+/**
+ * A prompt cannot forge settings: a line of the prompt or negative prompt that A1111 would read as
+ * "Negative prompt:" gets one backslash in front (as does one that already starts with backslashes
+ * before those words, so the escape can be undone). A1111 then keeps the line as prompt text, and
+ * its prompt parser drops a lone backslash, so the model there is given the same words. Forged
+ * settings lines ("Steps: 99, Seed: 5") need nothing: only the last line holds settings, and the
+ * real one always comes last.
+ */
+const escapeLines = (text: string) =>
+  text
+    .split('\n')
+    .map((line) => (LOOKS_LIKE_MARKER.test(line) ? `\\${line}` : line))
+    .join('\n');
+const unescapeLine = (line: string) => (ESCAPED_MARKER.test(line) ? line.slice(1) : line);
+
 // A1111 quotes a value (as JSON) when it would otherwise break the `Key: value, ...` line.
 const quote = (v: string) => (/[,:\n"]/.test(v) ? JSON.stringify(v) : v);
 
@@ -174,17 +212,19 @@ const quote = (v: string) => (/[,:\n"]/.test(v) ? JSON.stringify(v) : v);
  * (plus `, Denoising strength: 0.6` for image-to-image). The seed is the image's own (seed + its
  * index in the batch), so the text makes exactly this image again as a batch of one.
  * The sampler is always Euler: flow matching samples with FlowMatchEulerDiscreteScheduler.
+ * Text goes through cleanText (the store already did: then it changes nothing) and escapeLines.
  */
 export function formatParameters({ params: p, modelId, shift }: ParametersInput): string {
-  const lines = [p.prompt];
-  if (p.negativePrompt !== '') lines.push(`Negative prompt: ${p.negativePrompt}`);
+  const negative = cleanText(p.negativePrompt);
+  const lines = [escapeLines(cleanText(p.prompt))];
+  if (negative !== '') lines.push(`${NEGATIVE} ${escapeLines(negative)}`);
   const fields = [
     `Steps: ${p.numInferenceSteps}`,
     'Sampler: Euler',
     `CFG scale: ${p.guidanceScale}`,
     `Seed: ${p.seed}`,
     `Size: ${p.width}x${p.height}`,
-    `Model: ${quote(modelId)}`,
+    `Model: ${quote(cleanText(modelId))}`,
     `Shift: ${shift}`,
   ];
   if (p.imageToImage) fields.push(`Denoising strength: ${p.strength}`);
@@ -192,37 +232,89 @@ export function formatParameters({ params: p, modelId, shift }: ParametersInput)
   return lines.join('\n');
 }
 
-const NEGATIVE = 'Negative prompt: ';
-const FIELD = /\s*([\w][\w \-/]*):\s*("(?:\\.|[^\\"])*"|[^,]*)(?:,|$)/g;
+/** An infotext split the way A1111 splits it: the prompt, the negative prompt and the settings line's fields. */
+export interface Infotext {
+  prompt: string;
+  negativePrompt: string;
+  /** Each `Key: value` of the settings line, unquoted, in order; a later duplicate wins, an empty value is skipped (as in A1111). */
+  fields: Record<string, string>;
+}
+
+/**
+ * Reads an infotext by A1111's rules (see FIELD) with two differences, so that our own files come
+ * back exactly: lines keep their white space (A1111 strips every line), and a line escaped by
+ * formatParameters loses its added backslash. Throws when the last line holds no settings.
+ */
+export function parseInfotext(text: string): Infotext {
+  if (text.length > MAX_INFOTEXT) {
+    throw new Error(`it is ${text.length} characters long; an infotext of two ${GENERATE_FIELDS.prompt.maxLength}-character prompts and its settings fits in ${MAX_INFOTEXT}`);
+  }
+  const lines = trimEndWs(text.replace(/\r\n?/g, '\n')).split('\n');
+  const last = lines.pop() ?? '';
+  if (last.length > MAX_SETTINGS_LINE) throw new Error(`its last line is ${last.length} characters long, too long for a settings line (at most ${MAX_SETTINGS_LINE})`);
+  const pairs = [...last.matchAll(FIELD)];
+  if (pairs.length < 3) {
+    throw new Error(`its last line holds no settings (it should read like "Steps: 20, Sampler: Euler, CFG scale: 7, Seed: 1, …"), only ${JSON.stringify(last.slice(0, 60))}`);
+  }
+  const fields: Record<string, string> = {};
+  for (const [, key, value] of pairs) {
+    if (value === '') continue; // A1111 fails on value[0] and skips the field
+    fields[key] = value.startsWith('"') && value.endsWith('"') ? unquoteJson(value) : value;
+  }
+
+  const prompt: string[] = [];
+  const negative: string[] = [];
+  for (const line of lines) {
+    if (MARKER_LINE.test(line)) {
+      // the marker (A1111 drops it from any line), and the one space formatParameters and A1111 write after it
+      negative.push(unescapeLine(line.replace(MARKER_LINE, '').replace(/^ /, '')));
+    } else (negative.length > 0 ? negative : prompt).push(unescapeLine(line));
+  }
+  return { prompt: prompt.join('\n'), negativePrompt: negative.join('\n'), fields };
+}
+
+/** Python's str.rstrip(), without a regex that would backtrack over long runs of white space. */
+function trimEndWs(text: string): string {
+  const ws = new RegExp(`^${WS}$`);
+  let end = text.length;
+  while (end > 0 && ws.test(text[end - 1])) end--;
+  return text.slice(0, end);
+}
+
+/** A1111's unquote: JSON when it parses as such, else the text as it is. */
+function unquoteJson(value: string): string {
+  try {
+    const out: unknown = JSON.parse(value);
+    return typeof out === 'string' ? out : value;
+  } catch {
+    return value;
+  }
+}
 
 /** Reads formatParameters' output (or an A1111 infotext with these fields) back. */
 export function parseParameters(text: string): ParsedParameters {
-  const lines = text.replace(/\r\n/g, '\n').split('\n');
-  const last = lines.pop() ?? '';
-  const fields: Record<string, string> = {};
-  for (const m of last.matchAll(FIELD)) {
-    const raw = m[2].trim();
-    fields[m[1]] = raw.startsWith('"') ? (JSON.parse(raw) as string) : raw;
+  let info: Infotext;
+  try {
+    info = parseInfotext(text);
+  } catch (e) {
+    throw new Error(`Not a parameters text: ${e instanceof Error ? e.message : String(e)}`);
   }
+  const { fields } = info;
   if (!('Steps' in fields)) {
-    throw new Error('Not a parameters text: the last line should start with "Steps: "');
+    throw new Error('Not a parameters text: the settings line has no "Steps: " field');
   }
-
-  // Everything before "Negative prompt:" is the prompt (it may span lines), the rest the negative.
-  const negAt = lines.findIndex((l) => l.startsWith(NEGATIVE));
-  const promptLines = negAt < 0 ? lines : lines.slice(0, negAt);
-  const negLines = negAt < 0 ? [] : [lines[negAt].slice(NEGATIVE.length), ...lines.slice(negAt + 1)];
-
   const num = (key: string, fallback: number) => {
     if (!(key in fields)) return fallback;
     const n = Number(fields[key]);
-    if (!Number.isFinite(n)) throw new Error(`Bad parameters text: ${key} is ${JSON.stringify(fields[key])}, not a number`);
+    if (fields[key].trim() === '' || !Number.isFinite(n)) {
+      throw new Error(`Bad parameters text: ${key} is ${JSON.stringify(fields[key])}, not a number`);
+    }
     return n;
   };
   const size = /^(\d+)x(\d+)$/.exec(fields.Size ?? '');
   return {
-    prompt: promptLines.join('\n'),
-    negativePrompt: negLines.join('\n'),
+    prompt: info.prompt,
+    negativePrompt: info.negativePrompt,
     steps: num('Steps', NaN),
     cfg: num('CFG scale', NaN),
     seed: num('Seed', NaN),
