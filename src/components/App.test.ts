@@ -87,7 +87,7 @@ describe('App', () => {
     expect(doc.byTestId('images')!.attrs).toMatchObject({ type: 'range', min: '1', max: String(images.max), value: '1' });
     // the model's defaults are not known yet
     expect(text(doc.byTestId('steps-value')!.inner)).toBe('auto');
-    expect(doc.byTestId('seed')!.attrs).toMatchObject({ type: 'number' });
+    expect(doc.byTestId('seed')!.attrs).toMatchObject({ type: 'text', inputMode: 'numeric' });
     expect(doc.byTestId('random-seed')!.attrs).toMatchObject({ type: 'checkbox' });
     expect(doc.byTestId('live-preview')!.attrs).toHaveProperty('checked');
     // a run can be sent now: the engine queues it behind the load

@@ -1,19 +1,17 @@
-import { useState } from 'react';
-import { MAX_SEED } from '../store/params';
+import './SeedField.css';
+import { selectSeedError } from '../store/selectors';
 import { studioStore, useStudio } from '../store/store';
 
+/**
+ * The seed as typed: a text field (a number input rewrites "1e20" and hides "abc"), so it shows
+ * exactly what a run would use. Text that is not a seed stays as typed, marked invalid with the
+ * reason below it, and Generate refuses to start from it.
+ */
 export function SeedField() {
-  const seed = useStudio((s) => s.seed);
+  const seedText = useStudio((s) => s.seedText);
+  const error = useStudio(selectSeedError);
   const randomizeSeed = useStudio((s) => s.randomizeSeed);
-  // A draft lets the field be empty or half-typed without the store snapping it back.
-  const [draft, setDraft] = useState(String(seed));
-  const [shownSeed, setShownSeed] = useState(seed);
-  if (seed !== shownSeed) {
-    // The store changed it (dice, new seed each time): show the new value.
-    setShownSeed(seed);
-    setDraft(String(seed));
-  }
-  const { setSeed, rollSeed, setRandomizeSeed } = studioStore.getState();
+  const { setSeedText, rollSeed, setRandomizeSeed } = studioStore.getState();
 
   return (
     <div className="field">
@@ -21,24 +19,30 @@ export function SeedField() {
       <div className="seed-row">
         <input
           id="seed"
-          type="number"
+          type="text"
           data-testid="seed"
           inputMode="numeric"
-          min={0}
-          max={MAX_SEED}
-          step={1}
-          value={draft}
-          onChange={(e) => {
-            setDraft(e.currentTarget.value);
-            const n = e.currentTarget.valueAsNumber;
-            if (Number.isFinite(n)) setSeed(n);
+          autoComplete="off"
+          spellCheck={false}
+          value={seedText}
+          aria-invalid={error !== null}
+          aria-describedby={error !== null ? 'seed-error' : undefined}
+          onChange={(e) => setSeedText(e.currentTarget.value)}
+          // " 007 " is seed 7: once the user leaves the field it says so
+          onBlur={() => {
+            const s = studioStore.getState();
+            if (selectSeedError(s) === null && s.seedText !== String(s.seed)) setSeedText(String(s.seed));
           }}
-          onBlur={() => setDraft(String(studioStore.getState().seed))}
         />
         <button type="button" className="icon-button dice" data-testid="dice" aria-label="Random seed" title="Random seed" onClick={rollSeed}>
           <DiceIcon />
         </button>
       </div>
+      {error !== null && (
+        <p className="hint field-error" id="seed-error" data-testid="seed-error">
+          {randomizeSeed ? `${error} "New seed each time" replaces it when you generate.` : error}
+        </p>
+      )}
       <label className="checkbox">
         <input type="checkbox" data-testid="random-seed" checked={randomizeSeed} onChange={(e) => setRandomizeSeed(e.currentTarget.checked)} />
         New seed each time

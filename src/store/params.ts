@@ -1,5 +1,6 @@
 import type { BackendPreference, Range } from '../engine/protocol';
 import { fieldRange, GENERATE_FIELDS } from '../engine/schema';
+import { cleanText } from '../text';
 
 /** Largest seed: the engine's noise generator (mulberry32) takes a uint32. */
 export const MAX_SEED = GENERATE_FIELDS.seed.max;
@@ -42,8 +43,22 @@ export function clampStrength(value: number): number | null {
   return clampToStep(value, fieldRange('strength'), STRENGTH_STEP);
 }
 
-/** A prompt as the text field would take it: cut at the schema's maxLength. */
-export const clampText = (value: string, field: 'prompt' | 'negativePrompt') => value.slice(0, GENERATE_FIELDS[field].maxLength);
+/** A prompt as the text field would take it: cleaned (no control characters but \n and \t; src/text.ts) and cut at the schema's maxLength. */
+export const clampText = (value: string, field: 'prompt' | 'negativePrompt') => cleanText(value).slice(0, GENERATE_FIELDS[field].maxLength);
+
+/**
+ * The seed field's text as a seed, or why it is not one. Only digits (with white space around)
+ * are a seed: "1e20", "12.7" and "-5" would otherwise run with some other number than the one shown.
+ */
+export function parseSeedText(text: string): { seed: number } | { error: string } {
+  const t = text.trim();
+  const range = `a whole number from 0 to ${MAX_SEED}`;
+  if (t === '') return { error: `Seed is empty: type ${range}, roll the dice, or tick "New seed each time".` };
+  if (!/^\d+$/.test(t)) return { error: `Seed "${t.length > 24 ? `${t.slice(0, 24)}…` : t}" is not ${range} (digits only).` };
+  const seed = Number(t);
+  if (seed > MAX_SEED) return { error: `Seed ${t.length > 24 ? `${t.slice(0, 24)}…` : t} is larger than ${MAX_SEED}, the largest seed.` };
+  return { seed };
+}
 
 export function clampSeed(value: number): number | null {
   if (!Number.isFinite(value)) return null;

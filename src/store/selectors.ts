@@ -1,7 +1,7 @@
 import type { ModelInfo } from '../engine/protocol';
 import { fieldRange, GENERATE_FIELDS, type InitImage } from '../engine/schema';
 import { formatSeconds } from './format';
-import { clampGuidance, clampInt, clampStrength } from './params';
+import { clampGuidance, clampInt, clampStrength, parseSeedText } from './params';
 import type { FileProgress, ImageRecord, StudioData } from './state';
 
 export type AppState = 'starting' | 'loading' | 'ready' | 'running' | 'error';
@@ -44,6 +44,12 @@ export const selectNegativePrompt = (s: StudioData): string =>
 
 export const selectNumImagesPerPrompt = (s: StudioData): number =>
   clampInt(s.numImagesPerPrompt, selectLimits(s).numImagesPerPrompt) ?? GENERATE_FIELDS.numImagesPerPrompt.default;
+
+/** Why the seed field's text is not a seed (shown under it; generate() refuses), or null. */
+export function selectSeedError(s: StudioData): string | null {
+  const parsed = parseSeedText(s.seedText);
+  return 'error' in parsed ? parsed.error : null;
+}
 
 /** Image-to-image strength: the user's, else the model's default; null before either is known. */
 export function selectStrength(s: StudioData): number | null {

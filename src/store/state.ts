@@ -68,6 +68,12 @@ export interface StudioData {
   /** Batch size: images per Generate, seeds seed, seed+1, … */
   numImagesPerPrompt: number;
   seed: number;
+  /**
+   * The seed field's text, exactly as shown. When it reads as a seed, `seed` is that number; when it
+   * does not (empty, "1e20", "-5"), `seed` keeps the last good one but no run starts from it
+   * (selectSeedError says why) unless "new seed each time" replaces it.
+   */
+  seedText: string;
   /** "New seed each time": roll before every generate(). */
   randomizeSeed: boolean;
   /** Ask the engine for previews of the expected image while it denoises. */
@@ -161,6 +167,7 @@ export function initialData(backendPreference: BackendPreference = 'auto'): Stud
     guidanceScale: null,
     numImagesPerPrompt: GENERATE_FIELDS.numImagesPerPrompt.default,
     seed: FIRST_SEED,
+    seedText: String(FIRST_SEED),
     randomizeSeed: false,
     livePreview: true,
     strength: null,

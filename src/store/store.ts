@@ -3,7 +3,7 @@ import { createStore, type StoreApi } from 'zustand/vanilla';
 import { isErrorName, toErrorInfo } from '../engine/errors';
 import type { BackendPreference, EngineErrorInfo, GenerateRequestParams, ImageEngine, WorkerEvent } from '../engine/protocol';
 import { fieldRange, GENERATE_FIELDS, type InitImage } from '../engine/schema';
-import { backendFromSearch, clampGuidance, clampInt, clampSeed, clampStrength, clampText, isBackendPreference, previewEvery, randomSeed } from './params';
+import { backendFromSearch, clampGuidance, clampInt, clampSeed, clampStrength, clampText, isBackendPreference, parseSeedText, previewEvery, randomSeed } from './params';
 import {
   selectGuidanceScale,
   selectInitImage,
@@ -11,6 +11,7 @@ import {
   selectNegativePrompt,
   selectNumImagesPerPrompt,
   selectNumInferenceSteps,
+  selectSeedError,
   selectSize,
   selectStrength,
 } from './selectors';
@@ -35,8 +36,10 @@ export interface StudioActions {
   setGuidanceScale(scale: number): void;
   /** Batch size, clamped like the steps; NaN is ignored. */
   setNumImagesPerPrompt(count: number): void;
-  /** Truncated and clamped to a uint32; NaN is ignored. */
+  /** Truncated and clamped to a uint32; NaN is ignored. The field then shows it. */
   setSeed(seed: number): void;
+  /** What the seed field shows, as typed: a seed when it reads as one (parseSeedText), else kept and marked invalid. */
+  setSeedText(text: string): void;
   setRandomizeSeed(on: boolean): void;
   rollSeed(): void;
   setLivePreview(on: boolean): void;
@@ -136,6 +139,7 @@ export function createStudioStore(backendPreference: BackendPreference = backend
       const job = engine.generate(params);
       set({
         seed,
+        seedText: String(seed),
         generation: { ...idleGeneration, status: 'running', requestId: job.id, total: numInferenceSteps ?? 0 },
         preview: null,
         error: null,
@@ -168,10 +172,17 @@ export function createStudioStore(backendPreference: BackendPreference = backend
       },
       setSeed: (value) => {
         const seed = clampSeed(value);
-        if (seed !== null) set({ seed });
+        if (seed !== null) set({ seed, seedText: String(seed) });
+      },
+      setSeedText: (seedText) => {
+        const parsed = parseSeedText(seedText);
+        set('seed' in parsed ? { seedText, seed: parsed.seed } : { seedText });
       },
       setRandomizeSeed: (randomizeSeed) => set({ randomizeSeed }),
-      rollSeed: () => set({ seed: randomSeed() }),
+      rollSeed: () => {
+        const seed = randomSeed();
+        set({ seed, seedText: String(seed) });
+      },
       setLivePreview: (livePreview) => set({ livePreview }),
       setStrength: (value) => {
         const strength = clampStrength(value);
@@ -238,6 +249,9 @@ export function createStudioStore(backendPreference: BackendPreference = backend
         if (!engine) return set({ error: noEngine });
         // The store follows one run (the button and shortcut are off meanwhile); this only stops a double call.
         if (state.generation.status !== 'idle') return;
+        // the field shows no seed: running with the last good one would make an image nobody asked for
+        const seedError = state.randomizeSeed ? null : selectSeedError(state);
+        if (seedError !== null) return set({ notice: `Not started: ${seedError}` });
         if (state.model.status === 'loading') {
           // Held here rather than in the engine's queue: sent now, its values could only be checked
           // against the schema, and a loaded model with narrower limits would refuse them.
@@ -249,7 +263,11 @@ export function createStudioStore(backendPreference: BackendPreference = backend
 
       runPending: () => {
         const state = get();
-        if (state.generation.pending && state.model.status === 'ready') send(state);
+        if (!state.generation.pending || state.model.status !== 'ready') return;
+        // the seed field may have been emptied while the run waited
+        const seedError = state.randomizeSeed ? null : selectSeedError(state);
+        if (seedError !== null) return set({ generation: idleGeneration, notice: `Not started: ${seedError}` });
+        send(state);
       },
 
       cancel: () => {
