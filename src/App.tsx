@@ -1,6 +1,7 @@
 import { BackendControls } from './components/BackendControls';
 import { ControlsPanel } from './components/ControlsPanel';
 import { ErrorBanner } from './components/ErrorBanner';
+import { HistoryGallery } from './components/HistoryGallery';
 import { ImagePanel } from './components/ImagePanel';
 import { useShortcuts } from './components/useShortcuts';
 import { selectAppState } from './store/selectors';
@@ -27,6 +28,7 @@ export function App() {
         <ControlsPanel />
         <ImagePanel />
       </main>
+      <HistoryGallery />
       <footer className="footer">Runs entirely in your browser. Nothing is uploaded.</footer>
     </div>
   );

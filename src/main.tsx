@@ -1,7 +1,9 @@
 import { StrictMode } from 'react';
 import { createRoot } from 'react-dom/client';
 import { App } from './App';
+import { pngWithParameters } from './components/download';
 import { createEngineClient } from './engine/client';
+import { connectHistory, historyStore } from './history/store';
 import { connectEngine } from './store/connect';
 import { modelUrlFromSearch } from './store/params';
 import { browserStorage, readSavedForm, saveFormOnChange } from './store/persist';
@@ -54,6 +56,8 @@ function startEngine(): boolean {
 }
 
 const run = restoreForm();
+// every finished image also goes to the history (IndexedDB), with the PNG Download PNG would save
+connectHistory(studioStore, historyStore, pngWithParameters);
 // run=1: the run waits in the store while the model loads (shown as such, and cancellable)
 if (startEngine() && run) studioStore.getState().generate();
 

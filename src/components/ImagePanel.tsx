@@ -6,6 +6,7 @@ import { selectImageToImageBlocker, selectShownBatch, selectShownImage } from '.
 import type { ImageRecord } from '../store/state';
 import { studioStore, useStudio } from '../store/store';
 import { downloadName, downloadPng } from './download';
+import { downloadBatchZip, reportingSaveErrors } from './zipDownload';
 import { pickInitFile, resultAsInit } from './InitImageField';
 import { LoadProgress } from './LoadProgress';
 import { RunProgress } from './RunProgress';
@@ -179,6 +180,21 @@ export function ImagePanel() {
           >
             Use as init image
           </button>
+          {batch.length > 1 && (
+            <button
+              type="button"
+              data-testid="download-zip"
+              disabled={saving}
+              title={`Save the ${batch.length} images of this batch as one zip, each PNG with its settings`}
+              onClick={async () => {
+                setSaving(true);
+                await reportingSaveErrors('The zip', () => downloadBatchZip(batch));
+                setSaving(false);
+              }}
+            >
+              Download all (zip)
+            </button>
+          )}
           <button
             type="button"
             data-testid="download"

@@ -17,18 +17,27 @@ async function encodePng(image: GeneratedImage): Promise<Uint8Array> {
   return new Uint8Array(await blob.arrayBuffer());
 }
 
-export const downloadName = (record: ImageRecord) => `webdit-${record.params.seed}.png`;
+export const downloadName = (record: Pick<ImageRecord, 'params'>) => `webdit-${record.params.seed}.png`;
 
-/** Saves the image as a PNG carrying its own settings (its seed) in AUTOMATIC1111's `parameters` chunk. */
-export async function downloadPng(record: ImageRecord): Promise<void> {
-  const png = addTextChunk(await encodePng(record.image), 'parameters', formatParameters(record));
-  const url = URL.createObjectURL(new Blob([png], { type: 'image/png' }));
+/** The PNG "Download PNG" saves: the engine's pixels plus its own settings (its seed) in AUTOMATIC1111's `parameters` chunk. */
+export async function pngWithParameters(record: ImageRecord): Promise<Uint8Array<ArrayBuffer>> {
+  return addTextChunk(await encodePng(record.image), 'parameters', formatParameters(record));
+}
+
+/** Hands bytes to the browser's download, as a file called `name`. */
+export function saveFile(bytes: Blob | Uint8Array<ArrayBuffer>, name: string, type: string): void {
+  const url = URL.createObjectURL(bytes instanceof Blob ? bytes : new Blob([bytes], { type }));
   const a = document.createElement('a');
   a.href = url;
-  a.download = downloadName(record);
+  a.download = name;
   document.body.append(a);
   a.click();
   a.remove();
   // Revoking at once can abort the download in some browsers.
   setTimeout(() => URL.revokeObjectURL(url), 1000);
+}
+
+/** Saves the image as a PNG carrying its own settings. */
+export async function downloadPng(record: ImageRecord): Promise<void> {
+  saveFile(await pngWithParameters(record), downloadName(record), 'image/png');
 }
