@@ -120,32 +120,61 @@ export function addTextChunk(png: Uint8Array, keyword: string, text: string): Ui
   return concat(png.subarray(0, ihdrEnd), chunk, png.subarray(ihdrEnd));
 }
 
+/** One text chunk as stored: its text still deflated where `compressed` (zTXt, compressed iTXt). */
+export interface TextChunk {
+  type: 'tEXt' | 'iTXt' | 'zTXt';
+  keyword: string;
+  compressed: boolean;
+  /** The text bytes: Latin-1 (tEXt, zTXt) or UTF-8 (iTXt), deflated (zlib) when compressed. */
+  text: Uint8Array;
+  /** Byte offset of the chunk in the file, for messages. */
+  start: number;
+}
+
+/**
+ * Every text chunk (tEXt, iTXt, zTXt) in file order, each checked against its CRC. A chunk whose
+ * keyword or header is missing is malformed and left out.
+ */
+export function listTextChunks(png: Uint8Array): TextChunk[] {
+  const out: TextChunk[] = [];
+  for (const chunk of chunks(png)) {
+    const { type } = chunk;
+    if (type !== 'tEXt' && type !== 'iTXt' && type !== 'zTXt') continue;
+    const stored = new DataView(png.buffer, png.byteOffset + chunk.end - 4, 4).getUint32(0);
+    const actual = crc32(png.subarray(chunk.start + 4, chunk.end - 4));
+    if (stored !== actual) throw new Error(`Corrupt PNG: ${type} chunk at byte ${chunk.start} fails its CRC check`);
+
+    const { data } = chunk;
+    const nul = data.indexOf(0);
+    if (nul < 1) continue; // no keyword: malformed, nothing to read
+    const keyword = latin1String(data.subarray(0, nul));
+    const start = chunk.start;
+    if (type === 'tEXt') out.push({ type, keyword, compressed: false, text: data.subarray(nul + 1), start });
+    // keyword \0 compression-method compressed-text
+    else if (type === 'zTXt') out.push({ type, keyword, compressed: true, text: data.subarray(nul + 2), start });
+    else {
+      // keyword \0 compression-flag compression-method language-tag \0 translated-keyword \0 text
+      const langEnd = data.indexOf(0, nul + 3);
+      const translatedEnd = langEnd < 0 ? -1 : data.indexOf(0, langEnd + 1);
+      if (translatedEnd < 0) continue;
+      out.push({ type, keyword, compressed: data[nul + 1] !== 0, text: data.subarray(translatedEnd + 1), start });
+    }
+  }
+  return out;
+}
+
+/** An uncompressed chunk's text (tEXt is Latin-1, iTXt UTF-8). */
+export function decodeText(chunk: Pick<TextChunk, 'type'>, bytes: Uint8Array): string {
+  return chunk.type === 'iTXt' ? new TextDecoder('utf-8').decode(bytes) : latin1String(bytes);
+}
+
 /**
  * Reads every tEXt and uncompressed iTXt chunk into keyword -> text (a later chunk with the same
  * keyword wins). Compressed iTXt and zTXt are skipped: inflating needs an async API in browsers.
  */
 export function readTextChunks(png: Uint8Array): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const chunk of chunks(png)) {
-    if (chunk.type !== 'tEXt' && chunk.type !== 'iTXt') continue;
-    const stored = new DataView(png.buffer, png.byteOffset + chunk.end - 4, 4).getUint32(0);
-    const actual = crc32(png.subarray(chunk.start + 4, chunk.end - 4));
-    if (stored !== actual) throw new Error(`Corrupt PNG: ${chunk.type} chunk at byte ${chunk.start} fails its CRC check`);
-
-    const { data } = chunk;
-    const nul = data.indexOf(0);
-    if (nul < 1) continue; // no keyword: malformed, nothing to read
-    const keyword = latin1String(data.subarray(0, nul));
-    if (chunk.type === 'tEXt') {
-      out[keyword] = latin1String(data.subarray(nul + 1));
-      continue;
-    }
-    const compressed = data[nul + 1] !== 0;
-    const langEnd = data.indexOf(0, nul + 3);
-    const translatedEnd = langEnd < 0 ? -1 : data.indexOf(0, langEnd + 1);
-    if (compressed || translatedEnd < 0) continue;
-    out[keyword] = new TextDecoder('utf-8').decode(data.subarray(translatedEnd + 1));
-  }
+  for (const chunk of listTextChunks(png)) if (!chunk.compressed) out[chunk.keyword] = decodeText(chunk, chunk.text);
   return out;
 }
 

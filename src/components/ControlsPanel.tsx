@@ -5,6 +5,7 @@ import { studioStore, useStudio } from '../store/store';
 import { FormNotice } from './FormNotice';
 import { InitImageField } from './InitImageField';
 import { PromptFields } from './PromptFields';
+import { RestorePanel } from './RestorePanel';
 import { SeedField } from './SeedField';
 import { ShareLink } from './ShareLink';
 import { SizeField } from './SizeField';
@@ -42,6 +43,7 @@ export function ControlsPanel() {
   return (
     <form className="panel controls" aria-label="Generation settings" onSubmit={onSubmit}>
       <FormNotice />
+      <RestorePanel />
       <PromptFields />
       <SliderField
         id="steps"

@@ -7,7 +7,9 @@ import type { ImageRecord } from '../store/state';
 import { studioStore, useStudio } from '../store/store';
 import { downloadName, downloadPng } from './download';
 import { downloadBatchZip, reportingSaveErrors } from './zipDownload';
-import { pickInitFile, resultAsInit } from './InitImageField';
+import { resultAsInit } from './InitImageField';
+import { receiveImageFile } from './RestorePanel';
+import { cleanText } from '../text';
 import { LoadProgress } from './LoadProgress';
 import { RunProgress } from './RunProgress';
 import { StatusLine } from './StatusLine';
@@ -85,9 +87,12 @@ export function ImagePanel() {
     if (!hasFiles(e)) return;
     e.preventDefault();
     setDropping(false);
+    // handled here, not again by the page's drop handler (RestorePanel)
+    e.stopPropagation();
     const files = [...e.dataTransfer.files];
     const file = files.find((f) => f.type.startsWith('image/')) ?? files[0];
-    if (file) void pickInitFile(file);
+    // a PNG with settings asks first: restore them, or use it as the init image
+    if (file) void receiveImageFile(file, 'stage');
   };
 
   // While a run previews, its expected image replaces the last one; the final image replaces the preview.
@@ -116,7 +121,7 @@ export function ImagePanel() {
   const description = preview
     ? `Preview of the image being generated, ${width}×${height}`
     : shown
-      ? `Generated image, ${width}×${height}, prompt: ${shown.params.prompt || '(none)'}, seed ${shown.params.seed}`
+      ? `Generated image, ${width}×${height}, prompt: ${cleanText(shown.params.prompt) || '(none)'}, seed ${shown.params.seed}`
       : 'No image yet';
 
   return (
