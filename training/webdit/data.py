@@ -135,11 +135,31 @@ def shape_dataset(n, seed=0):
     return imgs, caps, meta
 
 
+def natural_name(label):
+    """The CLDR name as people write it: "flag: Japan" -> "the flag of Japan", "waving hand: medium
+    skin tone" -> "waving hand, medium skin tone"; anything else unchanged."""
+    if label.startswith("flag: "):
+        return f"the flag of {label[len('flag: '):]}"
+    return label.replace(": ", ", ")
+
+
+def with_article(name):
+    """"red apple" -> "a red apple", "apple" -> "an apple"; names that start with "the" keep it."""
+    if name.startswith("the "):
+        return name
+    return ("an " if name[:1].lower() in "aeiou" else "a ") + name
+
+
 def emoji_captions(item):
+    """Six captions per image: three name the style (noto / twemoji / fluent), three do not, so a
+    prompt without a style word ("a red apple", "apple emoji") gets any style and one with it gets
+    that style. Names are CLDR's, written the way people type them (natural_name)."""
     label, style = item["label"], item["style"]
+    name = natural_name(label)
     tags = ", ".join(item["tags"][:3])
-    return [f"{label}, {style} style", f"an emoji of {label} in {style} style",
-            f"{label}" + (f", {tags}" if tags else ""), f"{item['emoji']} {style} style"]
+    bare = name[len("the "):] if name.startswith("the ") else name
+    return [f"{label}, {style} style", f"{with_article(name)}, {style} style", f"{item['emoji']} {style} style",
+            with_article(name), f"{bare} emoji", f"{name}" + (f", {tags}" if tags else "")]
 
 
 def build_emoji_cache(cache, limit=None):
