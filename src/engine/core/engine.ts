@@ -10,6 +10,7 @@ import { presentComponent, type FamilyContext, type LoadedModel, type ModelFamil
 import { FileStore, type Fetcher } from './files';
 import { componentFiles, openFolder, readComponentJson, readComponentText, type ModelFolder } from './folder';
 import { JobQueue } from './jobs';
+import { externalDataPaths } from './onnxExternal';
 import { runPipeline } from './pipeline';
 import { createRunner, selectBackend, webgpuDeviceInUse } from './sessions';
 import { defaultStorage, type ModelStorage } from './storage';
@@ -43,13 +44,36 @@ function checkAbort(signal: AbortSignal): void {
   if (signal.aborted) throw new CancelledError('Loading the model');
 }
 
-/** Graph files of a component: model.onnx plus its external data (every other non-JSON file). */
-function graphFiles(folder: ModelFolder, component: string) {
+/** A component's graph file (model.onnx unless a family names another one). */
+function graphFile(folder: ModelFolder, component: string, file: string) {
+  const graph = componentFiles(folder, component).get(file);
+  if (!graph) throw modelError(`The model folder has no ${component}/${file}.`, 'Use a complete model folder (docs/model-folder.md).');
+  return graph;
+}
+
+/**
+ * The external data files a graph refers to, under the paths stored in it (what ORT looks them up
+ * by), each checked to be in the folder: a missing shard is named before ORT fails on it. A graph
+ * that cannot be parsed here gets the files named after it (`<file>_data*`, `<file>.data`).
+ */
+function externalFiles(folder: ModelFolder, component: string, file: string, model: Uint8Array) {
   const files = componentFiles(folder, component);
-  const graph = files.get('model.onnx');
-  if (!graph) throw modelError(`The model folder has no ${component}/model.onnx.`, 'Use a complete model folder (docs/model-folder.md).');
-  const external = [...files].filter(([name]) => name !== 'model.onnx' && !name.endsWith('.json') && !name.endsWith('.onnx') && !name.includes('/'));
-  return { graph, external };
+  let paths: string[];
+  try {
+    paths = externalDataPaths(model);
+  } catch {
+    paths = [...files.keys()].filter((name) => name !== file && name.startsWith(file) && !name.includes('/'));
+  }
+  return paths.map((location) => {
+    const spec = files.get(location.replace(/^\.\//, ''));
+    if (!spec) {
+      throw modelError(
+        `${component}/${file} keeps its weights in ${component}/${location}, which the model folder does not have.`,
+        'The repository is incomplete: upload every external data file of the graph (a large graph has several shards, e.g. .onnx_data and .onnx_data_1), or use a complete model folder.',
+      );
+    }
+    return [location, spec] as const;
+  });
 }
 
 export class Engine implements ImageEngine {
@@ -227,7 +251,8 @@ export async function openModel(options: LoadOptions, deps: LoadDeps, signal: Ab
   return { info, model, backend };
 }
 
-function familyContext(store: FileStore, folder: ModelFolder, backend: 'webgpu' | 'wasm', signal: AbortSignal, progress: (m: string) => void): FamilyContext {
+/** What a family's load gets from the core (exported for tests that load a family without the warm-up). */
+export function familyContext(store: FileStore, folder: ModelFolder, backend: 'webgpu' | 'wasm', signal: AbortSignal, progress: (m: string) => void): FamilyContext {
   return {
     folder,
     store,
@@ -243,12 +268,12 @@ function familyContext(store: FileStore, folder: ModelFolder, backend: 'webgpu' 
     },
     async openGraph(component, contract, options = {}) {
       checkAbort(signal);
-      const { graph, external } = graphFiles(folder, component);
+      const file = options.file ?? 'model.onnx';
+      const model = await store.read(graphFile(folder, component, file), signal);
       // bytes live only until the session holds them
       const externalData = [];
-      for (const [path, spec] of external) externalData.push({ path, data: await store.read(spec, signal) });
-      const model = await store.read(graph, signal);
-      return createRunner({ name: `${component}/model.onnx`, model, externalData }, options.backend ?? backend, contract);
+      for (const [path, spec] of externalFiles(folder, component, file, model)) externalData.push({ path, data: await store.read(spec, signal) });
+      return createRunner({ name: `${component}/${file}`, model, externalData }, options.backend ?? backend, contract);
     },
   };
 }

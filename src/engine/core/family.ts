@@ -23,8 +23,11 @@ export interface FamilyContext {
   folder: ModelFolder;
   store: FileStore;
   signal?: AbortSignal;
-  /** Open `<component>/model.onnx` (with its external data) and check its names. */
-  openGraph(component: string, contract: GraphContract, options?: { backend?: 'wasm' }): Promise<GraphRunner>;
+  /**
+   * Open `<component>/model.onnx` (or `<component>/<file>`) with the external data files the graph
+   * names, and check its names.
+   */
+  openGraph(component: string, contract: GraphContract, options?: { backend?: 'wasm'; file?: string }): Promise<GraphRunner>;
   /** A component's JSON file, verified and parsed. */
   readJson<T = Record<string, unknown>>(component: string, file?: string): Promise<T>;
   /** A tokenizer from a component folder's tokenizer.json (or the JSON given) + tokenizer_config.json. */
@@ -54,6 +57,11 @@ export interface LoadedModel {
   vaeEncoder: GraphRunner | null;
   /** Its output: the posterior mean [B, C, h, w], or mean and logvar stacked on channels [B, 2C, h, w]. */
   vaeEncoderOutput: string;
+  /**
+   * Where the sigma linspace ends before the shift (diffusers' `scheduler.sigma_min`); by default
+   * the scheduler's own shift(1 / num_train_timesteps). Z-Image sets 0: its last step is a no-op.
+   */
+  sigmaMin?: number;
   dispose(): Promise<void>;
 }
 
@@ -67,6 +75,8 @@ export interface ModelFamily {
   optionalComponents: readonly string[];
   /** Files of the used components that are never needed (not downloaded), by path. */
   skipFiles?: RegExp;
+  /** Checks before any download beyond the components (e.g. named graph files); throws a ModelError naming what is missing. */
+  check?(folder: ModelFolder): void;
   load(ctx: FamilyContext): Promise<LoadedModel>;
 }
 

@@ -161,16 +161,19 @@ export async function openFolder(modelUrl: string, store: FileStore, fetcher: Fe
     files = filesFromTree(base, entries);
   }
 
+  // a repo in another layout (webnn's Z-Image: onnx/*.onnx) has no model_index.json: an empty
+  // class name, and its family knows it by its files (detectFamily names the file when none does)
   const indexSpec = files.get('model_index.json');
-  if (!indexSpec) throw modelError(`The model folder ${base} has no model_index.json.`, 'Use a model folder in diffusers layout (docs/model-folder.md).');
-  let index: ModelIndex;
-  try {
-    index = JSON.parse(await store.text(indexSpec, signal));
-  } catch (e) {
-    if (e instanceof Error && e.name !== 'SyntaxError') throw e;
-    throw modelError(`model_index.json is not valid JSON (${(e as Error).message}).`, FIX);
+  let index: ModelIndex = { _class_name: '' };
+  if (indexSpec) {
+    try {
+      index = JSON.parse(await store.text(indexSpec, signal));
+    } catch (e) {
+      if (e instanceof Error && e.name !== 'SyntaxError') throw e;
+      throw modelError(`model_index.json is not valid JSON (${(e as Error).message}).`, FIX);
+    }
+    if (!isObj(index) || typeof index._class_name !== 'string') throw modelError('model_index.json has no "_class_name".', FIX);
   }
-  if (!isObj(index) || typeof index._class_name !== 'string') throw modelError('model_index.json has no "_class_name".', FIX);
   // components: model_index.json's entries and the component folders present (optimum's SD3 export
   // lists "vae" but ships vae_decoder/ and vae_encoder/ folders)
   const named = Object.keys(index).filter((k) => !k.startsWith('_') && Array.isArray(index[k]) && (index[k] as unknown[])[0] !== null);

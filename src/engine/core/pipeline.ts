@@ -92,7 +92,7 @@ export async function runPipeline(model: LoadedModel, params: ResolvedGeneratePa
   const latents: FloatTensor = { data: noise, dims: [B, C, h, w] };
 
   // 3. shifted sigmas and timesteps; image-to-image starts at step k from the noised image
-  const sigmas = getSigmas(N, shift, numTrainTimesteps);
+  const sigmas = getSigmas(N, shift, numTrainTimesteps, model.sigmaMin);
   const timesteps = getTimesteps(sigmas, numTrainTimesteps);
   let k = 0;
   if (image) {
@@ -117,6 +117,11 @@ export async function runPipeline(model: LoadedModel, params: ResolvedGeneratePa
     // ORT's awaits resolve as microtasks: give the worker a macrotask turn so a cancel message lands
     await yieldToEventLoop();
     check(i);
+    if (sigmas[i + 1] === sigmas[i]) {
+      // a step from sigma 0 to 0 (sigmaMin 0: Z-Image's 9 steps are 8 passes) moves nothing: no pass
+      hooks.onStep?.(i + 1, N, (now() - tDenoise) / (i + 1 - k));
+      continue;
+    }
     const out = await model.transformer.run(model.transformerFeeds(cfg ? doubleBatch(latents) : latents, timesteps[i], cond));
     const v = output(out, model.velocityOutput, 'transformer').data;
     const velocity = cfg ? applyGuidance(v, guidanceScale) : v;

@@ -11,15 +11,15 @@ export function shiftSigma(x: number, shift: number): number {
 /**
  * Sigmas for `numInferenceSteps` steps, with the trailing 0: length N + 1. The training sigmas are
  * shifted once at init (sigma_min = shift(1/1000)), then the linspace is shifted again, exactly as
- * diffusers does, so a model trained with diffusers' scheduler samples the same here.
+ * diffusers does, so a model trained with diffusers' scheduler samples the same here. `sigmaMin`
+ * overrides where the linspace ends (diffusers' ZImagePipeline sets the scheduler's sigma_min to 0).
  */
-export function getSigmas(numInferenceSteps: number, shift: number, numTrainTimesteps = 1000): Float32Array {
+export function getSigmas(numInferenceSteps: number, shift: number, numTrainTimesteps = 1000, sigmaMin = shiftSigma(1 / numTrainTimesteps, shift)): Float32Array {
   if (!Number.isInteger(numInferenceSteps) || numInferenceSteps < 1) {
     throw new RangeError(`numInferenceSteps must be an integer >= 1, got ${numInferenceSteps}`);
   }
   if (!(shift > 0)) throw new RangeError(`shift must be > 0, got ${shift}`);
   const sigmaMax = 1;
-  const sigmaMin = shiftSigma(1 / numTrainTimesteps, shift);
   const out = new Float32Array(numInferenceSteps + 1);
   for (let i = 0; i < numInferenceSteps; i++) {
     // numpy's linspace: i * step + start, with the last point exactly `stop`

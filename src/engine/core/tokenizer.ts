@@ -56,6 +56,25 @@ export class TextTokenizer {
     return { data, dims: [texts.length, maxLength] };
   }
 
+  /**
+   * The chat template of tokenizer_config.json rendered for `messages` (text, not ids), with extra
+   * template variables (e.g. enable_thinking); null when the tokenizer has no chat template.
+   */
+  applyChatTemplate(messages: { role: string; content: string }[], variables: Record<string, unknown> = {}): string | null {
+    if (!(this.tok as unknown as { chat_template?: unknown }).chat_template) return null;
+    try {
+      return this.tok.apply_chat_template(messages, { tokenize: false, add_generation_prompt: true, ...variables }) as unknown as string;
+    } catch (e) {
+      throw modelError(`The tokenizer's chat template failed: ${(e as Error).message}`, 'Check "chat_template" in tokenizer_config.json.');
+    }
+  }
+
+  /** Ids of one text, as many as it takes up to maxLength (no padding: [1, L] int64). */
+  encodeUnpadded(text: string, maxLength: number): TokenIds {
+    const ids = this.tok.encode(text).slice(0, maxLength);
+    return { data: BigInt64Array.from(ids, (x) => BigInt(x)), dims: [1, ids.length] };
+  }
+
   /** The id padding uses (the tokenizer's pad token; CLIP-G's is "!", CLIP-L's <|endoftext|>). */
   padId(): number {
     const id = (this.tok as unknown as { pad_token_id?: number }).pad_token_id;
