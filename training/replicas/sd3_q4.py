@@ -150,6 +150,45 @@ def sensitivity(rep, srv, run, rgb_q4, tmp):
     return out
 
 
+KERNEL_CASES = [  # (K, N, block_size, rows): as the converter writes them, a multiple of the block and padded ones
+    (64, 48, 32, 5), (40, 24, 16, 3), (16, 16, 32, 2), (96, 80, 16, 7)]
+
+
+def kernel_cases(tmp):
+    """Single-MatMul graphs converted by convert_graph (MatMulNBits + a Cast of its fp16 scales), with
+    an input and the output numpy computes from the stored 4-bit weights: for checking onnxruntime's
+    kernels (onnxruntime-node here; the WASM and WebGPU builds in e2e/sd3q4.spec.ts) on their own."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    from webdit import nbits
+    from webdit.export import ort_run
+    rng = np.random.default_rng(5)
+    cases = []
+    for k, n, bs, rows in KERNEL_CASES:
+        src, dst = os.path.join(tmp, f"k{k}n{n}b{bs}.onnx"), os.path.join(tmp, f"k{k}n{n}b{bs}-q4.onnx")
+        w = rng.standard_normal((k, n)).astype(np.float32)
+        g = helper.make_graph([helper.make_node("MatMul", ["a", "w"], ["y"])], "matmul",
+                              [helper.make_tensor_value_info("a", TensorProto.FLOAT, ["rows", k])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["rows", n])], [numpy_helper.from_array(w, "w")])
+        onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), src)
+        nbits.convert_graph(src, dst, block_size=bs, min_size=16, external_min_bytes=1 << 30)
+        m = onnx.load(dst)
+        if [x.op_type for x in m.graph.node] != ["Cast", "MatMulNBits"]:
+            raise RuntimeError(f"unexpected converted graph: {[x.op_type for x in m.graph.node]}")
+        init = {t.name: numpy_helper.to_array(t) for t in m.graph.initializer}
+        wq = nbits.dequantize(init["w::q4"], init["w::q4_scales::fp16"], init["w::q4_zero_points"], k)
+        a = rng.standard_normal((rows, k)).astype(np.float32)
+        y = (a.astype(np.float64) @ wq.T.astype(np.float64)).astype(np.float32)
+        got = ort_run(dst, {"a": a})["y"]
+        if np.abs(got - y).max() > 1e-4 * np.abs(y).max():
+            raise RuntimeError(f"onnxruntime-node's MatMulNBits differs from the numpy dequantisation for K={k} N={n} block {bs}")
+        with open(dst, "rb") as f:
+            model = base64.b64encode(f.read()).decode()
+        cases.append({"K": k, "N": n, "block_size": bs, "model": model, "a": sd3.tensor(a), "y": sd3.tensor(y),
+                      "y_fp32_weights": sd3.tensor(a @ w)})
+    return cases
+
+
 def build(out=OUT, report_path=REPORT, log=print):
     torch.set_num_threads(min(2, torch.get_num_threads()))
     golden = read_json(os.path.join(DIR, "sd3-golden.json"))
@@ -188,6 +227,7 @@ def build(out=OUT, report_path=REPORT, log=print):
             if len(report["runs"]) == 1:
                 q4_rgb0 = rgb_q
             log(f"  {r['name']}: 4-bit image {entry['psnr_vs_pytorch_db']} dB vs PyTorch, {entry['psnr_vs_fp32_onnx_db']} dB vs fp32 onnx")
+        report["matmulnbits_cases"] = kernel_cases(tmp)
         report["sensitivity_psnr_db"] = sensitivity(rep, srv, golden["runs"][0], q4_rgb0, tmp)
         log(f"  broken on purpose: {report['sensitivity_psnr_db']}")
         srv.close_all()

@@ -356,7 +356,7 @@ def convert_graph(src, dst, *, quantize=True, block_size=32, min_size=256, fp16=
         base = f"{t.name}::q4" + ("" if layout == "KN" else "t")
         names = (base, base + "_scales", base + "_zero_points")
         for name, arr in ((names[0], codes), (names[2], pack_zero_points(zps))):
-            new_inits.append(_external_tensor(writer, name, arr))
+            new_inits.append(_external_tensor(writer, name, arr, external_min_bytes))
         if t1 == TensorProto.FLOAT and scale_np == np.float16:   # stored fp16, decoded to the compute dtype
             new_inits.append(_external_tensor(writer, names[1] + "::fp16", scales, external_min_bytes))
             prologue.append(helper.make_node("Cast", [names[1] + "::fp16"], [names[1]], to=TensorProto.FLOAT, name=names[1] + "::decode"))
