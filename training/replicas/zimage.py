@@ -48,7 +48,7 @@ from replicas.sd3 import folder_files, image, psnr, tensor  # noqa: E402
 from replicas.sd3_models import randomize  # noqa: E402
 from replicas.sd3_tensorstack import fp16_weights  # noqa: E402
 from replicas.tokenizers import CAPTIONS  # noqa: E402
-from webdit.export import read_json, write_json  # noqa: E402
+from webdit.export import read_json, sha256, write_json  # noqa: E402,F401 (sha256: tests use it from here)
 from webdit.pipeline import initial_latents, to_uint8  # noqa: E402
 
 OPSET = 17

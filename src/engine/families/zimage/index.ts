@@ -246,7 +246,8 @@ export const zimage: ModelFamily = {
           states.forEach((s, b) => data.set(s.data, b * L * D));
           return { encoder_hidden_states: { data, dims: [states.length, L, D] } };
         },
-        transformerFeeds(latents, timestep, cond) {
+        // generic over the tensor type: only dims are read here (the velocity runner reads the data)
+        transformerFeeds<T extends { readonly dims: readonly number[] }>(latents: T, timestep: number, cond: Record<string, T>): Record<string, T | HostTensor> {
           const B = latents.dims[0];
           return { hidden_states: latents, timestep: { data: new Float32Array(B).fill(transformerT(timestep, scheduler.numTrainTimesteps)), dims: [B] }, encoder_hidden_states: cond.encoder_hidden_states };
         },
