@@ -22,6 +22,9 @@ export default defineConfig({
     baseURL: `http://localhost:${PORT}`,
     acceptDownloads: true,
     trace: 'off',
+    // a service worker would answer requests before page.route() sees them: specs that test it opt in
+    // with test.use({ serviceWorkers: 'allow' }) (e2e/offline.spec.ts)
+    serviceWorkers: 'block',
   },
   webServer: {
     command: `npx vite preview --port ${PORT} --strictPort --outDir ${DIST}`,

@@ -1,17 +1,14 @@
 import { defineConfig } from 'vitest/config';
 import react from '@vitejs/plugin-react';
+import { securityHeaders } from './src/pwa/csp.js';
+import { webditPwa } from './src/pwa/plugin.js';
 
-// Cross-origin isolation lets onnxruntime-web use WASM threads (SharedArrayBuffer).
-const isolation = {
-  'Cross-Origin-Opener-Policy': 'same-origin',
-  'Cross-Origin-Embedder-Policy': 'require-corp',
-  'Cross-Origin-Resource-Policy': 'same-origin',
-};
+// Cross-origin isolation (WASM threads) and the strict CSP; dev relaxes inline scripts for HMR (src/pwa/csp.ts).
 
 export default defineConfig({
-  plugins: [react()],
-  server: { headers: isolation, port: 5173 },
-  preview: { headers: isolation, port: 5173 },
+  plugins: [react(), webditPwa({ model: 'models/webdit-tiny/', precache: ['favicon.ico', 'manifest.webmanifest', 'icons'] })],
+  server: { headers: securityHeaders('dev'), port: 5173 },
+  preview: { headers: securityHeaders('header'), port: 5173 },
   worker: { format: 'es' },
   optimizeDeps: { exclude: ['onnxruntime-web', '@huggingface/transformers'] },
   build: { target: 'es2022', chunkSizeWarningLimit: 4096 },

@@ -5,6 +5,7 @@ import { pngWithParameters } from './components/download';
 import { createEngineClient } from './engine/client';
 import { connectHistory, historyStore } from './history/store';
 import { connectEngine } from './store/connect';
+import { registerServiceWorker } from './pwa/register';
 import { modelUrlFromSearch } from './store/params';
 import { browserStorage, readSavedForm, saveFormOnChange } from './store/persist';
 import { ignoredNotice, parseShareLink, withoutShareParams } from './store/share';
@@ -60,6 +61,9 @@ const run = restoreForm();
 connectHistory(studioStore, historyStore, pngWithParameters);
 // run=1: the run waits in the store while the model loads (shown as such, and cancellable)
 if (startEngine() && run) studioStore.getState().generate();
+
+// offline after the first visit: app shell from the service worker, model files from the engine's cache
+registerServiceWorker(`${import.meta.env.BASE_URL}sw.js`);
 
 const root = document.getElementById('root');
 if (!root) throw new Error('index.html has no #root element');

@@ -14,8 +14,11 @@ export interface ModelStorage {
   delete(key: string): Promise<boolean>;
 }
 
+/** The Cache API cache that holds model files (the service worker prunes old embedded-model files in it). */
+export const MODEL_CACHE = 'webdit-models-v2';
+
 export class BrowserStorage implements ModelStorage {
-  constructor(private name = 'webdit-models-v2') {}
+  constructor(private name = MODEL_CACHE) {}
 
   async match(key: string) {
     try {
