@@ -92,8 +92,11 @@ def quantize_blocks(wt, block_size=32, scale_dtype=np.float32):
     s = scales.astype(np.float32)
     safe = np.where(s > 0, s, np.float32(1.0))
     zp = np.clip(np.round(-lo / safe), 0, 15)
-    q = np.clip(np.round(w / safe[..., None]) + zp[..., None], 0, 15).astype(np.uint8)
-    return q, scales, zp.astype(np.uint8)
+    x = w / safe[..., None]          # in place from here: one float32 slab besides w
+    np.round(x, out=x)
+    x += zp[..., None]
+    np.clip(x, 0, 15, out=x)
+    return x.astype(np.uint8), scales, zp.astype(np.uint8)
 
 
 def pack_nibbles(q):
@@ -294,7 +297,7 @@ def _fp16_fits(reader, t, work_elems):
 
 # ---- the conversion of one graph --------------------------------------------------------------
 def convert_graph(src, dst, *, quantize=True, block_size=32, min_size=256, fp16=True, fp16_min_elements=1024,
-                  shard_bytes=2_000_000_000, external_min_bytes=1024, work_bytes=16 << 20):
+                  shard_bytes=2_000_000_000, external_min_bytes=1024, work_bytes=8 << 20):
     """Rewrite the graph file `src` (with its external data beside it) as `dst` + shards
     `<basename(dst)>_data`, `_data_1`, ... in dst's folder. Returns a dict of what was done."""
     if block_size < 16 or block_size & (block_size - 1):
