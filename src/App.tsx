@@ -1,6 +1,5 @@
 import { BackendControls } from './components/BackendControls';
 import { ControlsPanel } from './components/ControlsPanel';
-import { ErrorBanner } from './components/ErrorBanner';
 import { HistoryGallery } from './components/HistoryGallery';
 import { ImagePanel } from './components/ImagePanel';
 import { useShortcuts } from './components/useShortcuts';
@@ -23,7 +22,6 @@ export function App() {
         </div>
         <BackendControls />
       </header>
-      <ErrorBanner />
       <main className="workspace">
         <ControlsPanel />
         <ImagePanel />

@@ -2,7 +2,7 @@ import { StrictMode } from 'react';
 import { createRoot } from 'react-dom/client';
 import { App } from './App';
 import { pngWithParameters } from './components/download';
-import { createEngineClient } from './engine/client';
+import { createEngineClient } from './engine/start';
 import { connectHistory, historyStore } from './history/store';
 import { connectEngine } from './store/connect';
 import { registerServiceWorker } from './pwa/register';

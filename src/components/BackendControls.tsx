@@ -37,7 +37,7 @@ export function BackendControls() {
           </small>
         </>
       ) : (
-        <span className="badge badge-pending">{trying ? `Starting ${LABELS[trying.backend]}…` : loading ? 'Detecting…' : 'No backend'}</span>
+        <span className="badge badge-pending" data-testid="backend-badge-pending">{trying ? `Starting ${LABELS[trying.backend]}…` : loading ? 'Detecting…' : 'Not loaded'}</span>
       )}
       <label className="backend-label" htmlFor="backend-select">
         Backend

@@ -2,6 +2,7 @@ import { useEffect, useRef, type FormEvent } from 'react';
 import { GUIDANCE_STEP } from '../store/params';
 import { selectCanGenerate, selectGuidanceScale, selectLimits, selectNumImagesPerPrompt, selectNumInferenceSteps, selectWaiting } from '../store/selectors';
 import { studioStore, useStudio } from '../store/store';
+import { ErrorBanner } from './ErrorBanner';
 import { FormNotice } from './FormNotice';
 import { InitImageField } from './InitImageField';
 import { PromptFields } from './PromptFields';
@@ -10,6 +11,7 @@ import { SeedField } from './SeedField';
 import { ShareLink } from './ShareLink';
 import { SizeField } from './SizeField';
 import { SliderField } from './SliderField';
+import { StorageNotice } from './StorageNotice';
 
 export function ControlsPanel() {
   const numInferenceSteps = useStudio(selectNumInferenceSteps);
@@ -85,6 +87,9 @@ export function ControlsPanel() {
         Live preview while it runs
       </label>
       <InitImageField />
+      {/* errors and storage notices sit by Generate, where the user acts */}
+      <ErrorBanner />
+      <StorageNotice />
       <div className="actions">
         <button ref={generateRef} type="submit" className="primary" data-testid="generate" disabled={!canGenerate} aria-keyshortcuts="Control+Enter Meta+Enter">
           {waiting ? 'Waiting…' : running || cancelling ? 'Generating…' : 'Generate'}

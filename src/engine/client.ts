@@ -1,12 +1,15 @@
 /**
- * The UI thread's side of ImageEngine: the same interface as the worker's Engine, carried over
- * postMessage. Every call returns its job at once; the job's events reach its listener and every
- * subscriber; its result settles with the request's one final event.
+ * The UI thread's side of ImageEngine over one worker: the same interface as the worker's Engine,
+ * carried over postMessage. Every call returns its job at once; the job's events reach its
+ * listener and every subscriber; its result settles with the request's one final event.
+ *
+ * A worker can die or hang; EngineClient only reports what the Worker object says ('error',
+ * 'messageerror') to its hooks. The supervisor (supervisor.ts) owns the policy: it watches the
+ * events, replaces the worker and answers for the jobs the old one took with it.
  */
 import { nextJobId } from './core/jobs';
 import type { GenerateParams, GenerateRequestParams } from './schema';
 import {
-  WORKER_ID,
   type DoneResult,
   type EngineErrorInfo,
   type GenerateResult,
@@ -20,7 +23,7 @@ import {
   type WorkerRequest,
 } from './protocol';
 
-/** The part of a Worker the client needs (a real Worker, or a MessagePort in tests). */
+/** The part of a Worker the client needs (a real Worker, or a fake in tests). */
 export interface WorkerLike {
   postMessage(message: WorkerRequest, transfer?: Transferable[]): void;
   addEventListener(type: 'message', listener: (e: MessageEvent<WorkerEvent>) => void): void;
@@ -44,29 +47,30 @@ interface Pending {
   reject: (e: JobError) => void;
 }
 
-const workerError = (id: string, message: string): WorkerEvent => ({
-  type: 'error',
-  id,
-  error: { name: 'WorkerError', message, action: 'Reload the page. If it happens again, try the WASM backend (?backend=wasm).' },
-});
+export interface ClientHooks {
+  /** The Worker object's 'error' event: its script failed to load or threw, or an error escaped it. */
+  onError?(message: string | null): void;
+  /** A message from the worker could not be read. */
+  onMessageError?(): void;
+}
 
 export class EngineClient implements ImageEngine {
   private subscribers = new Set<Subscriber>();
   private pending = new Map<string, Pending>();
-  private dead: string | null = null;
 
-  constructor(private worker: WorkerLike) {
+  constructor(
+    private worker: WorkerLike,
+    hooks: ClientHooks = {},
+  ) {
     worker.addEventListener('message', (e: MessageEvent<WorkerEvent>) => this.emit(e.data));
     worker.addEventListener('error', (e: ErrorEvent) => {
-      this.dead = e.message || 'unknown error';
-      this.emit(workerError(WORKER_ID, `The engine worker crashed: ${this.dead}`));
-      // a crashed worker answers nothing in flight: answer for it
-      for (const id of [...this.pending.keys()]) this.emit(workerError(id, `The engine worker crashed: ${this.dead}`));
+      e.preventDefault?.();
+      hooks.onError?.(e.message || null);
     });
-    (worker as unknown as EventTarget).addEventListener?.('messageerror', () => this.emit(workerError(WORKER_ID, 'A message from the engine could not be read.')));
+    (worker as unknown as EventTarget).addEventListener?.('messageerror', () => hooks.onMessageError?.());
   }
 
-  /** Every event of every job (the store's reducer listens here). */
+  /** Every event of every job (the supervisor listens here). */
   subscribe(subscriber: Subscriber): () => void {
     this.subscribers.add(subscriber);
     return () => this.subscribers.delete(subscriber);
@@ -81,26 +85,23 @@ export class EngineClient implements ImageEngine {
     return this.send({ type: 'generate', id, params }, listener) as Job<GenerateResult>;
   }
 
-  async cancel(jobId: string): Promise<boolean> {
-    const job = this.send({ type: 'cancel', id: nextJobId('cancel'), targetId: jobId });
+  async cancel(jobId: string, id = nextJobId('cancel')): Promise<boolean> {
+    const job = this.send({ type: 'cancel', id, targetId: jobId });
     const r = await job.result;
     return r.request === 'cancel' && r.cancelled;
   }
 
+  /** Stops the worker; jobs still pending never settle here (the supervisor answers for them). */
   dispose(): void {
     this.subscribers.clear();
+    this.pending.clear();
     this.worker.terminate?.();
   }
 
   private send(req: WorkerRequest, listener?: JobListener): Job<DoneResult> {
     const result = new Promise<DoneResult>((resolve, reject) => this.pending.set(req.id, { listener, resolve, reject }));
     result.catch(() => undefined); // callers that only follow events must not see unhandled rejections
-    if (this.dead) {
-      const reason = this.dead;
-      queueMicrotask(() => this.emit(workerError(req.id, `The engine worker has stopped (${reason}).`)));
-    } else {
-      this.worker.postMessage(req);
-    }
+    this.worker.postMessage(req);
     return { id: req.id, result };
   }
 
@@ -113,17 +114,11 @@ export class EngineClient implements ImageEngine {
       } else if (event.type === 'error') {
         this.pending.delete(event.id);
         p.reject(new JobError(event.error));
-      } else {
+      } else if (event.type !== 'engine') {
         const { id: _id, ...jobEvent } = event;
         p.listener?.(jobEvent as JobEvent);
       }
     }
     for (const s of this.subscribers) s(event);
   }
-}
-
-/** Starts the engine in a module Web Worker (Vite bundles worker.ts and its imports). */
-export function createEngineClient(): EngineClient {
-  const worker = new Worker(new URL('./worker.ts', import.meta.url), { type: 'module', name: 'webdit-engine' });
-  return new EngineClient(worker as unknown as WorkerLike);
 }

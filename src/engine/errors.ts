@@ -14,30 +14,51 @@ export const ERROR_NAMES = [
   'DownloadSaveError',
   'StorageFullError',
   'RuntimeError',
+  'DownloadError',
+  'DeviceLostError',
 ] as const;
 export type EngineErrorName = (typeof ERROR_NAMES)[number];
 
 export const isErrorName = (x: unknown): x is EngineErrorName => ERROR_NAMES.includes(x as EngineErrorName);
 
-/** An error that knows what the user should do about it. */
+/**
+ * The in-page action that fixes an error; the banner shows it as a button (none needs a reload):
+ * - retry-load: load the model again (files already stored are not downloaded again)
+ * - switch-backend: load it on the other backend
+ * - free-storage: delete the models this studio keeps in the browser, then load again
+ * - smaller-model: load the embedded model instead
+ * - run-again: send the same run again
+ * - restart-engine: start a new engine worker and load the model in it
+ */
+export const ERROR_FIXES = ['retry-load', 'switch-backend', 'free-storage', 'smaller-model', 'run-again', 'restart-engine'] as const;
+export type ErrorFix = (typeof ERROR_FIXES)[number];
+
+export const isErrorFix = (x: unknown): x is ErrorFix => ERROR_FIXES.includes(x as ErrorFix);
+
+/** An error that knows what the user should do about it (and, when one button does it, which). */
 export class EngineError extends Error {
   constructor(
     readonly name: EngineErrorName,
     message: string,
     readonly action: string,
+    readonly fix?: ErrorFix,
   ) {
     super(message);
   }
 
   toInfo(): EngineErrorInfo {
-    return { name: this.name, message: this.message, action: this.action };
+    return { name: this.name, message: this.message, action: this.action, ...(this.fix && { fix: this.fix }) };
   }
 }
 
 export const badRequest = (message: string, action = 'Fix the request and send it again.') =>
   new EngineError('BadRequestError', message, action);
 
-export const modelError = (message: string, action: string) => new EngineError('ModelError', message, action);
+export const modelError = (message: string, action: string, fix?: ErrorFix) => new EngineError('ModelError', message, action, fix);
+
+/** A download that failed on the way (connection, server, a body that broke off): retrying can fix it. */
+export const downloadError = (message: string, action = 'Check your connection, then press Retry download. Files already downloaded are kept.') =>
+  new EngineError('DownloadError', message, action, 'retry-load');
 
 export class CancelledError extends EngineError {
   constructor(what: string) {
@@ -57,8 +78,8 @@ export function toErrorInfo(err: unknown): EngineErrorInfo {
   return {
     name: 'RuntimeError',
     message: e.message,
-    action: oom
-      ? 'The device ran out of memory: close other tabs, or switch the backend to WASM (?backend=wasm).'
-      : 'Try again. If it keeps failing, reload the page or switch the backend (?backend=wasm or ?backend=webgpu).',
+    ...(oom
+      ? { action: 'The device ran out of memory: close other tabs, or switch the backend.', fix: 'switch-backend' as const }
+      : { action: 'Try again. If it keeps failing, switch the backend.' }),
   };
 }

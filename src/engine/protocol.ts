@@ -4,11 +4,11 @@
  * becomes a discriminated union of requests and events; every request gets exactly one final
  * event (`done` or `error`) carrying the request's `id`.
  */
-import type { EngineErrorName } from './errors';
+import type { EngineErrorName, ErrorFix } from './errors';
 import type { GenerateParams, GenerateRequestParams, ResolvedGenerateParams } from './schema';
 
 export type { GenerateParams, GenerateRequestParams, ResolvedGenerateParams } from './schema';
-export type { EngineErrorName } from './errors';
+export type { EngineErrorName, ErrorFix } from './errors';
 
 export type Backend = 'webgpu' | 'wasm';
 export type BackendPreference = 'auto' | Backend;
@@ -91,11 +91,22 @@ export interface ImageResult {
   timings: GenerateTimings;
 }
 
+/** Whether the browser keeps the model's files for the next visit (a Cache API write can be refused: quota, private windows). */
+export interface StorageReport {
+  /** false: some file could not be stored; the model runs from memory and the next visit downloads it again. */
+  kept: boolean;
+  /** Bytes of the model's files: what every visit downloads when nothing is kept. */
+  bytes: number;
+  /** The browser's reason, when it refused. */
+  reason?: string;
+}
+
 export interface LoadResult {
   request: 'load';
   model: ModelInfo;
   backend: BackendInfo;
   loadMs: number;
+  storage?: StorageReport;
 }
 
 export interface GenerateResult {
@@ -119,6 +130,8 @@ export interface EngineErrorInfo {
   message: string;
   /** What the user can do about it. */
   action: string;
+  /** The in-page action that fixes it, offered as a button. */
+  fix?: ErrorFix;
 }
 
 /** Progress of a job; `stage` says which part of the work it is about. */
@@ -137,7 +150,19 @@ export type JobEvent =
 
 export type FinalEvent = { type: 'done'; result: DoneResult } | { type: 'error'; error: EngineErrorInfo };
 
-export type WorkerEvent = (JobEvent | FinalEvent) & { id: string };
+/**
+ * About the engine itself rather than one job (id WORKER_ID). From the worker: it started (its
+ * script ran), a stray error or a lost GPU device happened inside it. From the supervisor on the
+ * UI thread: the worker was replaced and the model is loading again under `loadId`.
+ */
+export type EngineEvent = { type: 'engine'; id: string } & (
+  | { state: 'started' }
+  | { state: 'fault'; message: string }
+  | { state: 'device-lost'; message: string }
+  | { state: 'restarting'; reason: string; loadId: string | null }
+);
+
+export type WorkerEvent = ((JobEvent | FinalEvent) & { id: string }) | EngineEvent;
 
 export type WorkerRequest =
   | ({ type: 'load'; id: string } & LoadOptions)

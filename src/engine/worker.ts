@@ -3,10 +3,32 @@
 import mjs from 'onnxruntime-web/ort-wasm-simd-threaded.asyncify.mjs?url';
 import wasm from 'onnxruntime-web/ort-wasm-simd-threaded.asyncify.wasm?url';
 import { Engine } from './core/engine';
-import { createHandler } from './core/handler';
+import { createHandler, type Post } from './core/handler';
 import { configureRuntime } from './core/sessions';
+import { WORKER_ID } from './protocol';
 
 configureRuntime({ wasmPaths: { mjs: new URL(mjs, self.location.href).href, wasm: new URL(wasm, self.location.href).href } });
 const scope = self as unknown as DedicatedWorkerGlobalScope;
-const handle = createHandler(new Engine(), (event, transfer) => scope.postMessage(event, transfer ?? []));
+const post: Post = (event, transfer) => scope.postMessage(event, transfer ?? []);
+// a lost GPU device kills the model's sessions: the supervisor replaces this worker
+const engine = new Engine({ onDeviceLost: (message) => post({ type: 'engine', id: WORKER_ID, state: 'device-lost', message }) });
+const handle = createHandler(engine, post);
 scope.onmessage = (e: MessageEvent) => void handle(e.data);
+
+// A stray error (an exception in a callback, a rejection nobody awaited) fails the job that was
+// running, not the engine: handled here, it never reaches the Worker object as a crash.
+const stray = (what: unknown) => {
+  const message = what instanceof Error ? `${what.name}: ${what.message}` : String(what);
+  engine.failRunning(message);
+  post({ type: 'engine', id: WORKER_ID, state: 'fault', message });
+};
+scope.addEventListener('error', (e: ErrorEvent) => {
+  e.preventDefault();
+  stray(e.error ?? e.message);
+});
+scope.addEventListener('unhandledrejection', (e: PromiseRejectionEvent) => {
+  e.preventDefault();
+  stray(e.reason);
+});
+
+post({ type: 'engine', id: WORKER_ID, state: 'started' });

@@ -3,6 +3,7 @@ import {
   WORKER_ID,
   type DoneResult,
   type EngineErrorInfo,
+  type EngineEvent,
   type ProgressEvent,
   type WorkerEvent,
 } from '../engine/protocol';
@@ -43,9 +44,23 @@ export function applyEvent(state: StudioData, event: WorkerEvent): Partial<Studi
       return applyDone(state, event.result, match);
     case 'error':
       return applyError(state, event.error, { ...match, isWorker: event.id === WORKER_ID });
+    case 'engine':
+      return applyEngine(state, event);
     default:
       return assertNever(event);
   }
+}
+
+/**
+ * The engine was replaced (it crashed, stopped answering, lost its GPU): the model loads again
+ * under `loadId`, from browser storage. The interrupted run already got its own error; a run held
+ * for the model stays held. The other engine events are the supervisor's business.
+ */
+function applyEngine(state: StudioData, event: EngineEvent): Partial<StudioData> {
+  if (event.state !== 'restarting' || event.loadId === null) return {};
+  return {
+    model: { ...state.model, status: 'loading', requestId: event.loadId, files: {}, message: `Restarting the engine: ${event.reason}`, loadingBackend: null },
+  };
 }
 
 function applyProgress(state: StudioData, event: ProgressEvent, match: Match): Partial<StudioData> {
@@ -86,6 +101,7 @@ function applyDone(state: StudioData, result: DoneResult, match: Match): Partial
           loadingBackend: null,
           loadMs: result.loadMs,
           message: null,
+          storage: result.storage ?? null,
         },
         // a run queued behind this load starts now
         generation: { ...state.generation, queued: false },

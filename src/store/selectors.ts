@@ -161,7 +161,9 @@ export function selectStatusText(s: StudioData): string {
     if (fraction !== null && (fraction < 1 || !model.message)) return `Loading model… ${Math.floor(fraction * 100)}%`;
     return model.message ? `Loading model… ${model.message}` : 'Loading model…';
   }
-  if (model.status === 'error') return 'The model could not be loaded';
+  // the status line agrees with the banner: never "Ready" while an error stands
+  if (model.status === 'error') return s.error ? `The model could not be loaded: ${s.error.message}` : 'The model could not be loaded';
+  if (s.error) return `Error: ${s.error.message}`;
   return s.notice ?? 'Ready';
 }
 

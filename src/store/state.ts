@@ -1,4 +1,4 @@
-import type { BackendInfo, BackendPreference, EngineErrorInfo, GeneratedImage, ImageResult, ModelInfo } from '../engine/protocol';
+import type { BackendInfo, BackendPreference, EngineErrorInfo, GeneratedImage, ImageResult, ModelInfo, StorageReport } from '../engine/protocol';
 import { GENERATE_FIELDS, type InitImage } from '../engine/schema';
 
 export interface FileProgress {
@@ -25,6 +25,8 @@ export interface ModelState {
   info: ModelInfo | null;
   backend: BackendInfo | null;
   loadMs: number | null;
+  /** Whether the browser keeps the model's files for the next visit (from the last successful load). */
+  storage: StorageReport | null;
 }
 
 export interface GenerationState {
@@ -154,6 +156,7 @@ export const idleModel: ModelState = {
   info: null,
   backend: null,
   loadMs: null,
+  storage: null,
 };
 
 /** A fixed first seed, so a fresh page reproduces the same first image. */

@@ -1,8 +1,9 @@
 import { useStore } from 'zustand';
 import { createStore, type StoreApi } from 'zustand/vanilla';
 import { isErrorName, toErrorInfo } from '../engine/errors';
-import type { BackendPreference, EngineErrorInfo, GenerateRequestParams, ImageEngine, WorkerEvent } from '../engine/protocol';
+import type { BackendPreference, EngineErrorInfo, ErrorFix, GenerateRequestParams, ImageEngine, WorkerEvent } from '../engine/protocol';
 import { fieldRange, GENERATE_FIELDS, type InitImage } from '../engine/schema';
+import { deleteCachedModels, EMBEDDED_MODEL_URL, otherBackend } from './fixes';
 import { backendFromSearch, clampGuidance, clampInt, clampSeed, clampStrength, clampText, isBackendPreference, parseSeedText, previewEvery, randomSeed } from './params';
 import {
   selectGuidanceScale,
@@ -21,11 +22,15 @@ import { idleGeneration, initialData, type FormValues, type StudioData } from '.
  * The one seam between the store and an engine: the ImageEngine calls for the actions, plus every
  * job's events for the reducer (EngineClient in the app, FakeEngine in tests).
  */
-export type StudioEngine = ImageEngine & { subscribe(listener: (event: WorkerEvent) => void): () => void };
+export type StudioEngine = ImageEngine & {
+  subscribe(listener: (event: WorkerEvent) => void): () => void;
+  /** A new engine worker with the model loaded again (the supervised engine has it). */
+  restart?(): void;
+};
 
 export interface StudioActions {
   /** Routes requests to this engine (connectEngine does it; null detaches). */
-  attachEngine(engine: ImageEngine | null): void;
+  attachEngine(engine: StudioEngine | null): void;
   /** The engine could not start at all: the model cannot load, and the banner says why. */
   engineUnavailable(error: EngineErrorInfo): void;
   setPrompt(prompt: string): void;
@@ -70,6 +75,8 @@ export interface StudioActions {
   /** Shows a banner for a failure outside the engine (a download that could not be saved). */
   reportError(error: EngineErrorInfo): void;
   dismissError(): void;
+  /** The banner's button: retry the load, switch the backend, free storage, load the small model, run again, restart the engine. */
+  applyFix(fix: ErrorFix): void;
 }
 
 export type StudioState = StudioData & StudioActions;
@@ -78,7 +85,7 @@ export type StudioStore = StoreApi<StudioState>;
 const noEngine: EngineErrorInfo = {
   name: 'EngineMissingError',
   message: 'The image engine has not started.',
-  action: 'Reload the page. If this keeps happening, use a recent Chrome, Edge or Firefox (module Web Workers are needed).',
+  action: 'Use a recent Chrome, Edge or Firefox: module Web Workers are needed.',
 };
 
 /** A job's rejection (EngineClient's JobError carries the protocol payload) as a banner. */
@@ -103,7 +110,7 @@ function writeBackendToUrl(preference: BackendPreference): void {
 
 export function createStudioStore(backendPreference: BackendPreference = backendFromUrl()): StudioStore {
   // Outside the state: the engine is a handle, not data to render or reset.
-  let engine: ImageEngine | null = null;
+  let engine: StudioEngine | null = null;
 
   return createStore<StudioState>()((set, get) => {
     /** Cancel a job; the store follows its own final event, so only a failed cancel is news. */
@@ -296,6 +303,31 @@ export function createStudioStore(backendPreference: BackendPreference = backend
 
       reportError: (error) => set({ error }),
       dismissError: () => set({ error: null }),
+
+      applyFix: (fix) => {
+        const s = get();
+        const url = s.model.url ?? EMBEDDED_MODEL_URL;
+        set({ error: null });
+        switch (fix) {
+          case 'retry-load':
+            return s.loadModel(url);
+          case 'switch-backend':
+            return s.setBackendPreference(otherBackend(s));
+          case 'free-storage':
+            void deleteCachedModels().then(
+              () => get().loadModel(url),
+              (e: unknown) => set({ error: { name: 'StorageFullError', message: `The cached models could not be deleted: ${e instanceof Error ? e.message : String(e)}`, action: "Delete this site's data in the browser settings, then press Retry.", fix: 'retry-load' } }),
+            );
+            return;
+          case 'smaller-model':
+            return s.loadModel(EMBEDDED_MODEL_URL);
+          case 'run-again':
+            return s.generate();
+          case 'restart-engine':
+            if (!engine?.restart) return set({ error: noEngine });
+            return engine.restart();
+        }
+      },
     };
   });
 }

@@ -4,15 +4,15 @@
  */
 import { detectFamily, FAMILIES } from '../families';
 import { badRequest, CancelledError, EngineError, modelError, notReady } from '../errors';
-import type { BackendInfo, GeneratedImage, GenerateResult, ImageEngine, Job, JobListener, LoadOptions, LoadResult, ModelInfo } from '../protocol';
+import type { BackendInfo, GeneratedImage, GenerateResult, ImageEngine, Job, JobListener, LoadOptions, LoadResult, ModelInfo, StorageReport } from '../protocol';
 import { parseGenerateParams, type GenerateParams, type GenerateRequestParams, type ResolvedGenerateParams } from '../schema';
 import { presentComponent, type FamilyContext, type LoadedModel, type ModelFamily } from './family';
-import { FileStore, type Fetcher } from './files';
+import { browserLocks, checkFileSize, FileStore, type Fetcher, type Locks } from './files';
 import { componentFiles, openFolder, readComponentJson, readComponentText, type ModelFolder } from './folder';
 import { JobQueue } from './jobs';
 import { externalDataPaths } from './onnxExternal';
 import { runPipeline } from './pipeline';
-import { createRunner, selectBackend, webgpuDeviceInUse } from './sessions';
+import { createRunner, selectBackend, watchWebgpuDevice, webgpuDeviceInUse } from './sessions';
 import { defaultStorage, type ModelStorage } from './storage';
 import { TextTokenizer } from './tokenizer';
 
@@ -22,6 +22,10 @@ export interface EngineOptions {
   families?: readonly ModelFamily[];
   /** Free storage in bytes, or null when the browser cannot say (navigator.storage.estimate). */
   storageFree?: () => Promise<number | null>;
+  /** Web Locks, so tabs and workers download a file once between them (navigator.locks by default). */
+  locks?: Locks;
+  /** The GPU device under the loaded model was lost: its sessions are dead (the worker says so to the UI). */
+  onDeviceLost?: (why: string) => void;
 }
 
 /** quota - usage from the browser, null where there is no StorageManager (Node, old browsers). */
@@ -36,6 +40,7 @@ export interface Current {
   info: ModelInfo;
   model: LoadedModel;
   backend: BackendInfo;
+  storage: StorageReport;
 }
 
 const noop: JobListener = () => undefined;
@@ -81,9 +86,10 @@ export class Engine implements ImageEngine {
   private current: Current | null = null;
   private deps: LoadDeps;
 
-  constructor(opts: EngineOptions = {}) {
+  constructor(private opts: EngineOptions = {}) {
     const fetcher = opts.fetcher ?? ((url, init) => fetch(url, init));
-    this.deps = { fetcher, store: new FileStore(opts.storage ?? defaultStorage(), fetcher), families: opts.families ?? FAMILIES, storageFree: opts.storageFree ?? browserStorageFree };
+    const store = new FileStore(opts.storage ?? defaultStorage(), fetcher, { locks: opts.locks ?? browserLocks() });
+    this.deps = { fetcher, store, families: opts.families ?? FAMILIES, storageFree: opts.storageFree ?? browserStorageFree };
   }
 
   get ready(): boolean {
@@ -99,7 +105,8 @@ export class Engine implements ImageEngine {
         // only now replace the previous model: a failed or cancelled load leaves it in place
         await this.dispose();
         this.current = next;
-        return { request: 'load', model: next.info, backend: next.backend, loadMs: performance.now() - t0 };
+        if (next.backend.backend === 'webgpu') void watchWebgpuDevice((why) => this.deviceLost(why));
+        return { request: 'load', model: next.info, backend: next.backend, loadMs: performance.now() - t0, storage: next.storage };
       },
       listener,
       id,
@@ -112,6 +119,25 @@ export class Engine implements ImageEngine {
 
   async cancel(jobId: string): Promise<boolean> {
     return this.queue.cancel(jobId);
+  }
+
+  /**
+   * A stray error inside the worker (an uncaught exception, an unhandled rejection): it fails the
+   * job that was running, not the engine. Returns the failed job's id, or null when none ran.
+   */
+  failRunning(message: string): string | null {
+    return this.queue.failRunning((what, kind) =>
+      kind === 'load'
+        ? new EngineError('RuntimeError', `${what} was interrupted by an internal error: ${message}`, 'Press Retry: files already downloaded are kept.', 'retry-load')
+        : new EngineError('RuntimeError', `${what} was interrupted by an internal error: ${message}`, 'Press Run again: the model is still loaded.', 'run-again'),
+    );
+  }
+
+  /** The GPU device is gone: the model on it cannot run again, and the job on it fails now. */
+  private deviceLost(why: string): void {
+    this.current = null;
+    this.queue.failRunning((what) => new EngineError('DeviceLostError', `The GPU device was lost: ${why}. ${what} stopped.`, 'The engine starts again on a new device and reloads the model from browser storage; then press Run again.', 'run-again'));
+    this.opts.onDeviceLost?.(why);
   }
 
   async dispose(): Promise<void> {
@@ -203,6 +229,8 @@ export async function openModel(options: LoadOptions, deps: LoadDeps, signal: Ab
   if (required.length) throw badRequest(`${required.join(', ')} cannot be left out: the ${family.name} family needs it.`, 'Leave out only optional components.');
   const used = [...family.requiredComponents.map((c) => presentComponent(opened, c)!), ...family.optionalComponents.filter((c) => folder.components.includes(c))];
   const files = [...folder.files].filter(([path]) => used.some((c) => path.startsWith(c + '/')) && !family.skipFiles?.test(path));
+  // a size no browser can take (a manifest saying 2^40 bytes) is refused by the file's name, before any byte
+  for (const [, spec] of files) checkFileSize(spec);
 
   // preflight: a download that cannot fit in storage is refused before its first byte
   let missing = 0;
@@ -212,7 +240,8 @@ export async function openModel(options: LoadOptions, deps: LoadDeps, signal: Ab
     throw new EngineError(
       'StorageFullError',
       `${folder.name} needs ${GB(missing)} more of browser storage, but only ${GB(Math.max(0, free))} is free for this site.`,
-      'Free space (delete cached models or other site data), or choose a smaller model.',
+      'Press Delete cached models to free the space this studio uses, or choose a smaller model.',
+      'free-storage',
     );
   }
   for (const [path, spec] of files) {
@@ -227,7 +256,7 @@ export async function openModel(options: LoadOptions, deps: LoadDeps, signal: Ab
     model = await family.load(familyContext(deps.store, folder, backend.backend, signal, prepare));
     if (backend.backend === 'webgpu' && !webgpuDeviceInUse()) {
       await model.dispose();
-      throw modelError('ONNX Runtime did not open a WebGPU device for the transformer.', 'Reload, or use the WASM backend (?backend=wasm).');
+      throw modelError('ONNX Runtime did not open a WebGPU device for the transformer.', 'Press Use WASM, or Retry.', 'switch-backend');
     }
   } catch (e) {
     if (signal.aborted || backend.backend !== 'webgpu' || options.backend === 'webgpu') throw e;
@@ -236,6 +265,8 @@ export async function openModel(options: LoadOptions, deps: LoadDeps, signal: Ab
     model = await family.load(familyContext(deps.store, folder, 'wasm', signal, prepare));
   }
   const info: ModelInfo = { id: folder.id, name: folder.name, family: family.name, ...model.info };
+  const total = [...opened.files.values()].filter((f) => f.path === 'model_index.json' || files.some(([p]) => p === f.path)).reduce((n, f) => n + f.bytes, 0);
+  const storage: StorageReport = { bytes: total, ...deps.store.state() };
 
   // 6. warm up: one 1-step image at the defaults runs every graph once, so kernels are compiled
   //    and memory planned before the user's first click instead of during it
@@ -248,7 +279,7 @@ export async function openModel(options: LoadOptions, deps: LoadDeps, signal: Ab
     await model.dispose();
     throw signal.aborted ? new CancelledError('Loading the model') : e;
   }
-  return { info, model, backend };
+  return { info, model, backend, storage };
 }
 
 /** What a family's load gets from the core (exported for tests that load a family without the warm-up). */

@@ -3,7 +3,7 @@
  * (from our manifest.json, or from the Hub's tree listing when there is none), model_index.json and
  * the components' configs. The core knows components and files only; families give them meaning.
  */
-import { CancelledError, modelError } from '../errors';
+import { CancelledError, downloadError, modelError } from '../errors';
 import type { FileSpec, Fetcher, FileStore } from './files';
 
 export interface ModelManifest {
@@ -117,11 +117,15 @@ async function fetchJson(fetcher: Fetcher, url: string, signal?: AbortSignal): P
     res = await fetcher(url, { signal });
   } catch (e) {
     if (signal?.aborted) throw new CancelledError('Loading the model');
-    throw modelError(`Could not fetch ${url} (${(e as Error).message}).`, 'Check the model URL and your connection, then reload.');
+    throw downloadError(`Could not download ${url} (${(e as Error).message}).`, 'Check the model URL and your connection, then press Retry download.');
   }
   if (!res.ok) return { status: res.status };
-  const text = await res.text();
-  return { status: res.status, text };
+  try {
+    return { status: res.status, text: await res.text() };
+  } catch (e) {
+    if (signal?.aborted) throw new CancelledError('Loading the model');
+    throw downloadError(`Could not download ${url}: the connection broke off (${(e as Error).message}).`);
+  }
 }
 
 /** Normalise a model URL: a folder ending in '/', or its manifest.json. */

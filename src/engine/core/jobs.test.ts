@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { EngineError } from '../errors';
 import { JobQueue, MAX_QUEUED } from './jobs';
 import type { JobEvent } from '../protocol';
 
@@ -74,5 +75,31 @@ describe('JobQueue', () => {
     await expect(extra.result).rejects.toMatchObject({ name: 'BusyError' });
     for (const j of waiting) q.cancel(j.id);
     await Promise.allSettled(waiting.map((j) => j.result));
+  });
+});
+
+describe('JobQueue.failRunning (a stray error in the worker fails its job, not the queue)', () => {
+  it('the running job rejects with the given error once it stops; the next job runs', async () => {
+    const q = new JobQueue();
+    const log: string[] = [];
+    const a = gate(log, 'a'), b = gate(log, 'b');
+    const ja = q.add('generate', a.run, undefined);
+    const jb = q.add('generate', b.run, undefined);
+    const failed = q.failRunning((what, kind) => new EngineError('RuntimeError', `${what} (${kind}) was interrupted`, 'Press Run again.', 'run-again'));
+    expect(failed).toBe(ja.id);
+    await expect(ja.result).rejects.toMatchObject({ name: 'RuntimeError', message: 'Generation (generate) was interrupted', fix: 'run-again' });
+    expect(log).toEqual(['start a', 'start b']);
+    b.release();
+    expect(await jb.result).toBe('b');
+    expect(q.failRunning(() => new EngineError('RuntimeError', 'x', 'y'))).toBeNull(); // nothing runs
+  });
+
+  it('a job that finishes before it notices keeps its result', async () => {
+    const q = new JobQueue();
+    let finish!: (v: string) => void;
+    const j = q.add('load', () => new Promise<string>((r) => (finish = r)), undefined);
+    q.failRunning(() => new EngineError('RuntimeError', 'x', 'y'));
+    finish('done');
+    expect(await j.result).toBe('done');
   });
 });

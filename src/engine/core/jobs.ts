@@ -10,7 +10,10 @@ export const MAX_QUEUED = 16;
 
 interface Entry {
   id: string;
+  kind: 'load' | 'generate';
   what: string;
+  /** Set by failRunning: the job ends with this instead of its own outcome. */
+  reason?: EngineError;
   start: () => void;
   controller: AbortController;
   fail: (e: unknown) => void;
@@ -34,6 +37,7 @@ export class JobQueue {
     const result = new Promise<R>((resolve, reject) => {
       const entry: Entry = {
         id,
+        kind,
         what,
         controller,
         fail: reject,
@@ -46,11 +50,11 @@ export class JobQueue {
           run(controller.signal).then(
             (r) => {
               settle();
-              resolve(r);
+              resolve(r); // it finished before it noticed the abort: nothing was lost
             },
             (e) => {
               settle();
-              reject(controller.signal.aborted && !(e instanceof EngineError) ? new CancelledError(what) : e);
+              reject(entry.reason ?? (controller.signal.aborted && !(e instanceof EngineError) ? new CancelledError(what) : e));
             },
           );
         },
@@ -74,6 +78,18 @@ export class JobQueue {
     entry.controller.abort();
     entry.fail(new CancelledError(`${entry.what} (still queued)`));
     return true;
+  }
+
+  /**
+   * Fail the running job with an error of the caller's making (a stray error in the worker, a lost
+   * GPU device): it is aborted and, once it stops, rejects with that error. Returns its id, or null.
+   */
+  failRunning(reason: (what: string, kind: 'load' | 'generate') => EngineError): string | null {
+    const entry = this.running;
+    if (!entry || entry.reason) return null;
+    entry.reason = reason(entry.what, entry.kind);
+    entry.controller.abort();
+    return entry.id;
   }
 
   get busy(): boolean {

@@ -82,7 +82,7 @@ describe('a model folder served in Hub layout', () => {
     requests.length = 0;
     const total = Object.entries(files).filter(([f]) => f !== 'model_index.json').reduce((n, [, s]) => n + s.bytes, 0);
     const engine = new Engine({ storage: new MemoryStorage(), storageFree: async () => total - 1 });
-    await expect(engine.load({ modelUrl: host + PREFIX, backend: 'wasm' }).result).rejects.toMatchObject({ name: 'StorageFullError', message: expect.stringMatching(/needs 0\.\d\d GB more.*only 0\.\d\d GB is free/), action: expect.stringMatching(/Free space/) });
+    await expect(engine.load({ modelUrl: host + PREFIX, backend: 'wasm' }).result).rejects.toMatchObject({ name: 'StorageFullError', message: expect.stringMatching(/needs 0\.\d\d GB more.*only 0\.\d\d GB is free/), action: expect.stringMatching(/Delete cached models/), fix: 'free-storage' });
     expect(requests.filter((u) => u.endsWith('.onnx'))).toEqual([]);
     // what is already stored does not count: a second visit needs no free space
     const stored = new Engine({ storage, storageFree: async () => 0 });

@@ -63,7 +63,8 @@ export async function selectBackend(pref: BackendPreference): Promise<BackendInf
       throw new EngineError(
         'BackendUnavailableError',
         'WebGPU was requested but this browser offers no WebGPU adapter.',
-        'Use a browser with WebGPU enabled (Chrome/Edge 113+, or Chromium with --enable-unsafe-webgpu), or choose the WASM backend (?backend=wasm).',
+        'Press Use WASM, or use a browser with WebGPU enabled (Chrome/Edge 113+, or Chromium with --enable-unsafe-webgpu).',
+        'switch-backend',
       );
     }
     const reason = (globalThis.navigator as Navigator | undefined)?.gpu ? 'no WebGPU adapter available' : 'this browser has no WebGPU';
@@ -153,13 +154,15 @@ export async function createRunner(src: GraphSource, backend: Backend, contract:
       }),
     );
   } catch (e) {
+    const runtime = /wasm|fetch|instantiate|memory/i.test((e as Error).message);
     throw modelError(
       `Could not open ${name} on ${backend === 'webgpu' ? 'WebGPU' : 'WASM'}: ${(e as Error).message}`,
       backend === 'webgpu'
-        ? 'Try the WASM backend (?backend=wasm). If WASM fails too, the file is not a valid ONNX graph: re-export it.'
-        : /wasm|fetch|instantiate|memory/i.test((e as Error).message)
-          ? 'The WebAssembly runtime did not start: reload the page; close other tabs if memory is short.'
-          : 'The file is not a valid ONNX graph for this runtime (or its external data is missing): reload, or re-export it with training/export.py (opset 17).',
+        ? 'Press Use WASM. If WASM fails too, the file is not a valid ONNX graph: re-export it.'
+        : runtime
+          ? 'The WebAssembly runtime did not start: close other tabs if memory is short, then press Retry.'
+          : 'The file is not a valid ONNX graph for this runtime (or its external data is missing): re-export it with training/export.py (opset 17), then press Retry.',
+      backend === 'webgpu' ? 'switch-backend' : 'retry-load',
     );
   }
   const missing = contract.inputs.filter((n) => !session.inputNames.includes(n));
@@ -184,4 +187,21 @@ export function webgpuDeviceInUse(): boolean {
   } catch {
     return false;
   }
+}
+
+const watchedDevices = new WeakSet<object>();
+
+/**
+ * Calls `onLost` once when the GPU device ORT runs on is lost (device.destroy(), a driver reset,
+ * a GPU process crash). Call it after a WebGPU session exists: ORT sets `env.webgpu.device` then
+ * (this build sets the device itself; others a promise of it). Returns whether a device is watched.
+ */
+export async function watchWebgpuDevice(onLost: (why: string) => void): Promise<boolean> {
+  const held = (ort.env.webgpu as { device?: GPUDevice | Promise<GPUDevice> }).device;
+  if (!held) return false;
+  const device = await held;
+  if (!device?.lost || watchedDevices.has(device)) return !!device?.lost;
+  watchedDevices.add(device);
+  void device.lost.then((info) => onLost(`${info.reason === 'destroyed' ? 'the device was destroyed' : 'the driver or GPU process reset it'}${info.message ? ` (${info.message})` : ''}`));
+  return true;
 }

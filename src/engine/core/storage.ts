@@ -9,6 +9,8 @@
  * only after the streamed hash matched; reads are hashed again before use.
  */
 export interface ModelStorage {
+  /** false: files do not outlive the page (no Cache API here). */
+  readonly persistent?: boolean;
   match(key: string): Promise<Response | undefined>;
   put(key: string, response: Response): Promise<void>;
   delete(key: string): Promise<boolean>;
@@ -45,6 +47,9 @@ export class BrowserStorage implements ModelStorage {
 export class MemoryStorage implements ModelStorage {
   readonly entries = new Map<string, Uint8Array>();
 
+  /** Node tests use it as a stand-in for the Cache API (persistent); a browser without one gets persistent=false. */
+  constructor(readonly persistent = true) {}
+
   async match(key: string) {
     const bytes = this.entries.get(key);
     return bytes ? new Response(bytes as BlobPart) : undefined;
@@ -60,5 +65,5 @@ export class MemoryStorage implements ModelStorage {
 }
 
 export function defaultStorage(): ModelStorage {
-  return typeof caches !== 'undefined' ? new BrowserStorage() : new MemoryStorage();
+  return typeof caches !== 'undefined' ? new BrowserStorage() : new MemoryStorage(false);
 }

@@ -1,0 +1,64 @@
+/**
+ * How long the engine worker may stay silent before the supervisor counts it as hung. Pure, so
+ * every bound is a one-line test. Any event from the worker resets the clock; the bound depends
+ * on what the worker is doing, and for a run on how slow its steps have been.
+ */
+
+export const WATCHDOG = {
+  /** The shortest silence that counts as a hang: any step, decode or message round trip fits in it. */
+  minMs: 10_000,
+  /** A run may go this many times the slowest step seen (per pixel) without an event. */
+  stepFactor: 20,
+  /** A run before any step was timed: its first steps may compile kernels. */
+  unmeasuredMs: 120_000,
+  /** A worker that has not started, or a download with no byte for this long. */
+  startMs: 60_000,
+  downloadMs: 120_000,
+  /** Session creation and warm-up: a graph of several GB compiles for minutes with no event. */
+  prepareMs: 300_000,
+  /** A cancel or other short request with nothing running. */
+  requestMs: 10_000,
+} as const;
+
+export type WatchdogLimits = { -readonly [K in keyof typeof WATCHDOG]: number };
+
+/** What the worker is busy with, as far as the UI thread can tell from its events. */
+export type Phase = 'start' | 'download' | 'prepare' | 'generate' | 'request';
+
+/** Milliseconds of silence allowed in `phase`; `expectedStepMs` is the step-time estimate for the running image. */
+export function silenceBound(phase: Phase, expectedStepMs: number | null, limits: WatchdogLimits = WATCHDOG): number {
+  switch (phase) {
+    case 'start':
+      return limits.startMs;
+    case 'download':
+      return limits.downloadMs;
+    case 'prepare':
+      return limits.prepareMs;
+    case 'generate':
+      return expectedStepMs === null ? limits.unmeasuredMs : Math.max(limits.minMs, limits.stepFactor * expectedStepMs);
+    case 'request':
+      return limits.requestMs;
+  }
+}
+
+/**
+ * The slowest step seen, per image pixel (steps scale with batch size x width x height), so a
+ * batch of 4 at a larger size gets a proportionally longer bound than the 1-image warm-up.
+ */
+export class StepTimes {
+  private slowestPerPixel: number | null = null;
+
+  observe(ms: number, pixels: number): void {
+    if (!(ms > 0) || !(pixels > 0)) return;
+    const perPixel = ms / pixels;
+    if (this.slowestPerPixel === null || perPixel > this.slowestPerPixel) this.slowestPerPixel = perPixel;
+  }
+
+  /** The step time to expect for `pixels` (images x width x height), or null before any was seen. */
+  expected(pixels: number): number | null {
+    return this.slowestPerPixel === null ? null : this.slowestPerPixel * pixels;
+  }
+}
+
+/** "1.2 s" / "40 s": a bound as a person reads it. */
+export const formatBound = (ms: number) => (ms < 10_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms / 1000)} s`);
