@@ -175,9 +175,29 @@ export async function createRunner(src: GraphSource, backend: Backend, contract:
     ].filter(Boolean);
     throw modelError(`${name} does not follow the graph contract: ${parts.join('; ')}.`, 'Export the graph with the names in docs/model-folder.md.');
   }
+  if (backend === 'webgpu') await refuseFloat16WithoutShaderF16(session, name);
   const runner = new OrtRunner(session);
   // a graph exported with batch fixed to 1 runs a batch row by row (CFG: two passes)
   return hasFixedBatchOne(runner) ? rowByRow(runner) : runner;
+}
+
+/**
+ * A graph that takes or gives float16 tensors casts them on the GPU, which WebGPU does only with the
+ * shader-f16 feature: without it the first run fails deep in ORT. Refuse at session creation with
+ * the fix instead (in auto mode the engine then falls back to WASM).
+ */
+async function refuseFloat16WithoutShaderF16(session: ort.InferenceSession, name: string): Promise<void> {
+  type Meta = readonly { name: string; isTensor: boolean; type?: string }[] | undefined;
+  const s = session as { inputMetadata?: Meta; outputMetadata?: Meta };
+  const f16 = [...(s.inputMetadata ?? []), ...(s.outputMetadata ?? [])].filter((m) => m.isTensor && m.type === 'float16').map((m) => m.name);
+  if (!f16.length) return;
+  const device = (await (ort.env.webgpu as { device?: unknown }).device) as GPUDevice | undefined;
+  if (!device || device.features.has('shader-f16')) return;
+  await session.release();
+  throw modelError(
+    `${name} takes and gives float16 tensors (${f16.join(', ')}), which WebGPU runs only with the shader-f16 feature, and this GPU adapter does not offer it.`,
+    'Use the WASM backend (?backend=wasm), or a browser and GPU with shader-f16 (most desktop GPUs in current Chrome and Edge).',
+  );
 }
 
 /** After a WebGPU session exists, ORT holds the device it really used: proof the EP ran. */
