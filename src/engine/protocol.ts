@@ -70,6 +70,12 @@ export interface GenerateTimings {
   decodeMs: number;
   totalMs: number;
   msPerStep: number;
+  /** GPU -> CPU reads of the run (WebGPU outputs stay GPU buffers until read); 0 on WASM. */
+  readbacks?: number;
+  /** Of those, the reads inside the denoise loop: 0 when sampling stays on the GPU and previews are off. */
+  denoiseReadbacks?: number;
+  /** Tensors the engine still holds in the runtime after the run (0 unless GPU memory leaks across runs). */
+  liveDeviceTensors?: number;
 }
 
 export interface GeneratedImage {

@@ -283,7 +283,7 @@ export async function openModel(options: LoadOptions, deps: LoadDeps, signal: Ab
 }
 
 /** What a family's load gets from the core (exported for tests that load a family without the warm-up). */
-export function familyContext(store: FileStore, folder: ModelFolder, backend: 'webgpu' | 'wasm', signal: AbortSignal, progress: (m: string) => void): FamilyContext {
+export function familyContext(store: FileStore, folder: ModelFolder, backend: 'webgpu' | 'wasm', signal: AbortSignal, progress: (m: string) => void, runners: { resident?: boolean } = {}): FamilyContext {
   return {
     folder,
     store,
@@ -304,7 +304,7 @@ export function familyContext(store: FileStore, folder: ModelFolder, backend: 'w
       // bytes live only until the session holds them
       const externalData = [];
       for (const [path, spec] of externalFiles(folder, component, file, model)) externalData.push({ path, data: await store.read(spec, signal) });
-      return createRunner({ name: `${component}/${file}`, model, externalData }, options.backend ?? backend, contract);
+      return createRunner({ name: `${component}/${file}`, model, externalData }, options.backend ?? backend, contract, runners);
     },
   };
 }

@@ -47,8 +47,11 @@ export interface LoadedModel {
   latentShape(width: number, height: number): [number, number, number];
   /** Conditioning for a batch of prompts, in order. */
   encodePrompts(prompts: string[]): Promise<Conditioning>;
-  /** The transformer's feeds for one step; its output is the velocity, [B, C, h, w]. */
-  transformerFeeds(latents: FloatTensor, timestep: number, cond: Conditioning): Record<string, HostTensor>;
+  /**
+   * The transformer's feeds for one step; its output is the velocity, [B, C, h, w]. Generic so the
+   * same routing serves host tensors and tensors kept on the GPU (only `dims` may be read).
+   */
+  transformerFeeds<T extends { readonly dims: readonly number[] }>(latents: T, timestep: number, cond: Record<string, T>): Record<string, T | HostTensor>;
   transformer: GraphRunner;
   /** Output name of the transformer's velocity. */
   velocityOutput: string;
@@ -86,7 +89,7 @@ export function presentComponent(folder: ModelFolder, requirement: string): stri
 }
 
 /** The SD3-style transformer contract (DESIGN.md §2), shared by the families that follow it. */
-export function sd3TransformerFeeds(latents: FloatTensor, timestep: number, cond: Conditioning): Record<string, HostTensor> {
+export function sd3TransformerFeeds<T extends { readonly dims: readonly number[] }>(latents: T, timestep: number, cond: Record<string, T>): Record<string, T | HostTensor> {
   const B = latents.dims[0];
   return { ...cond, hidden_states: latents, timestep: { data: new Float32Array(B).fill(timestep), dims: [B] } };
 }

@@ -7,6 +7,8 @@ import type { GenerateTimings, GeneratedImage } from '../protocol';
 import type { InitImage, ResolvedGenerateParams } from '../schema';
 import { doubleBatch, gatherRows, row } from './batch';
 import type { Conditioning, LoadedModel } from './family';
+import { gpuTraffic } from './device';
+import { denoiseOnDevice } from './deviceSampling';
 import { applyGuidance, usesGuidance } from './guidance';
 import { initialLatents } from './noise';
 import { eulerStep, getSigmas, getTimesteps } from './scheduler';
@@ -76,6 +78,7 @@ export async function runPipeline(model: LoadedModel, params: ResolvedGeneratePa
     if (hooks.signal?.aborted) throw new CancelledError(`Generation (at step ${step} of ${N})`);
   };
   const t0 = now();
+  const readbacksAtStart = gpuTraffic.readbacks;
 
   // 1. encode the prompt (and the negative prompt, as the uncond half of the CFG batch), then
   //    repeat to the batch: [uncond x B, cond x B] with CFG, [cond x B] without
@@ -113,7 +116,26 @@ export async function runPipeline(model: LoadedModel, params: ResolvedGeneratePa
 
   // 4. denoise: Euler steps along the predicted velocity, CFG as one batch of 2B
   const tDenoise = now();
-  for (let i = k; i < N; i++) {
+  const readbacksBeforeDenoise = gpuTraffic.readbacks;
+  let denoiseReadbacks = 0;
+  const device = model.transformer.device;
+  if (device) {
+    // WebGPU: latents, noise and conditioning stay on the GPU; CFG + Euler run there (deviceSampling.ts)
+    const final = await denoiseOnDevice({
+      model, device, latents, cond, cfg, guidanceScale, sigmas, timesteps, k, N,
+      wantPreview: (step) => previewEvery > 0 && step < N && (step - k) % previewEvery === 0 && !!hooks.onPreview,
+      async beforeStep(i) {
+        await yieldToEventLoop();
+        check(i);
+      },
+      async afterStep(step, x0) {
+        if (x0) (await decode(model, x0)).forEach((p, b) => hooks.onPreview!(b, step, N, p));
+        denoiseReadbacks = gpuTraffic.readbacks - readbacksBeforeDenoise;
+        hooks.onStep?.(step, N, (now() - tDenoise) / (step - k));
+      },
+    });
+    latents.data.set(final);
+  } else for (let i = k; i < N; i++) {
     // ORT's awaits resolve as microtasks: give the worker a macrotask turn so a cancel message lands
     await yieldToEventLoop();
     check(i);
@@ -135,6 +157,7 @@ export async function runPipeline(model: LoadedModel, params: ResolvedGeneratePa
     eulerStep(latents.data, velocity, sigmas[i], sigmas[i + 1]);
     hooks.onStep?.(step, N, (now() - tDenoise) / (step - k));
   }
+  if (!device) denoiseReadbacks = gpuTraffic.readbacks - readbacksBeforeDenoise;
   const t2 = now();
   check(N);
 
@@ -144,6 +167,9 @@ export async function runPipeline(model: LoadedModel, params: ResolvedGeneratePa
   const t3 = now();
   images.forEach((img, b) => hooks.onImage?.(b, img, row(latents, b).data));
   return {
-    timings: { encodeMs: t1 - t0, denoiseMs: t2 - t1, decodeMs: t3 - t2, totalMs: now() - t0, msPerStep: (t2 - tDenoise) / Math.max(1, N - k) },
+    timings: {
+      encodeMs: t1 - t0, denoiseMs: t2 - t1, decodeMs: t3 - t2, totalMs: now() - t0, msPerStep: (t2 - tDenoise) / Math.max(1, N - k),
+      readbacks: gpuTraffic.readbacks - readbacksAtStart, denoiseReadbacks, liveDeviceTensors: gpuTraffic.liveTensors,
+    },
   };
 }

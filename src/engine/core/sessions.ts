@@ -7,6 +7,8 @@ import type { Backend, BackendInfo, BackendPreference } from '../protocol';
 import { hasFixedBatchOne, rowByRow } from './batch';
 import { fromHalfArray, toHalfArray } from './float16';
 import type { FloatTensor, GraphRunner, HostTensor, InputInfo } from './tensor';
+import { gpuTraffic, isDeviceTensor, type DeviceOps, type DeviceTensor, type Feed, type Stepper } from './device';
+import { buildStepGraph, hasModelInput, STEP, stepKey, type StepSpec } from './stepGraph';
 import { EngineError, modelError } from '../errors';
 
 export interface RuntimeOptions {
@@ -97,10 +99,62 @@ function toFloat32(data: unknown, type: string): Float32Array {
   return data instanceof Float32Array ? new Float32Array(data) : Float32Array.from(data as ArrayLike<number>, Number);
 }
 
+/** Read a tensor to the host; a read of a GPU buffer is counted (gpuTraffic.readbacks). */
+async function download(t: ort.Tensor): Promise<FloatTensor> {
+  if (t.location === 'gpu-buffer') gpuTraffic.readbacks++;
+  return { data: toFloat32(await t.getData(), t.type), dims: [...t.dims] };
+}
+
+/** An ORT tensor the engine keeps in the runtime between runs (see device.ts). */
+class OrtDeviceTensor implements DeviceTensor {
+  private alive = true;
+  constructor(readonly tensor: ort.Tensor) {
+    gpuTraffic.liveTensors++;
+  }
+  get dims(): readonly number[] {
+    return this.tensor.dims;
+  }
+  get type(): string {
+    return this.tensor.type;
+  }
+  dispose(): void {
+    if (!this.alive) return;
+    this.alive = false;
+    gpuTraffic.liveTensors--;
+    this.tensor.dispose();
+  }
+}
+
+function ortFeed(t: Feed, want: string | undefined, name: string): ort.Tensor {
+  if (!isDeviceTensor(t)) return toOrt(t, want, name);
+  if (!(t instanceof OrtDeviceTensor)) throw new Error(`input "${name}" is a device tensor from another runtime.`);
+  return t.tensor;
+}
+
+/** A host tensor as a WebGPU buffer on ORT's device (16-byte aligned; the tensor frees it on dispose). */
+async function gpuTensor(t: ort.Tensor): Promise<ort.Tensor> {
+  const device = (await (ort.env.webgpu as { device?: GPUDevice | Promise<GPUDevice> }).device) as GPUDevice | undefined;
+  if (!device) throw new Error('no WebGPU device: a WebGPU session must exist before tensors can be uploaded.');
+  const src = t.data as ArrayBufferView;
+  const size = Math.max(16, Math.ceil(src.byteLength / 16) * 16);
+  const bytes = new Uint8Array(size);
+  bytes.set(new Uint8Array(src.buffer, src.byteOffset, src.byteLength));
+  const buffer = device.createBuffer({ size, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
+  device.queue.writeBuffer(buffer, 0, bytes);
+  return ort.Tensor.fromGpuBuffer(buffer, { dataType: t.type as ort.Tensor.GpuBufferDataTypes, dims: t.dims, dispose: () => buffer.destroy() });
+}
+
 class OrtRunner implements GraphRunner {
   readonly inputs: ReadonlyMap<string, InputInfo>;
+  /** Present when outputs can stay in the runtime between runs (WebGPU; WASM only when asked for). */
+  readonly device?: DeviceOps;
+  private steppers = new Map<string, Promise<{ session: ort.InferenceSession; stepper: Stepper }>>();
 
-  constructor(private session: ort.InferenceSession) {
+  constructor(
+    private session: ort.InferenceSession,
+    private backend: Backend,
+    resident: boolean,
+  ) {
     const meta = (session as { inputMetadata?: readonly { name: string; isTensor: boolean; type?: string; shape?: readonly (number | string)[] }[] }).inputMetadata ?? [];
     this.inputs = new Map(
       session.inputNames.map((n) => {
@@ -108,6 +162,7 @@ class OrtRunner implements GraphRunner {
         return [n, { type: m?.isTensor ? m.type : undefined, shape: m?.isTensor ? [...(m.shape ?? [])] : undefined }];
       }),
     );
+    if (resident) this.device = this.deviceOps(backend === 'webgpu' ? 'gpu-buffer' : 'cpu');
   }
 
   get outputNames(): readonly string[] {
@@ -121,16 +176,82 @@ class OrtRunner implements GraphRunner {
       const out = await this.session.run(inputs);
       const res: Record<string, FloatTensor> = {};
       for (const [k, t] of Object.entries(out)) {
-        // getData() downloads from the GPU when the output lives there
-        res[k] = { data: toFloat32(await t.getData(), t.type), dims: [...t.dims] };
+        res[k] = await download(t);
         t.dispose();
       }
       return res;
     });
   }
 
-  dispose() {
-    return this.session.release();
+  private deviceOps(location: 'gpu-buffer' | 'cpu'): DeviceOps {
+    const keep = (out: Record<string, ort.Tensor>) => Object.fromEntries(Object.entries(out).map(([k, t]) => [k, new OrtDeviceTensor(t)]));
+    return {
+      location,
+      upload: async (t, type) => {
+        const host = toOrt(t, type, 'upload');
+        return new OrtDeviceTensor(location === 'gpu-buffer' ? await gpuTensor(host) : host);
+      },
+      run: (feeds) =>
+        serialize(async () => {
+          const inputs: Record<string, ort.Tensor> = {};
+          for (const [k, t] of Object.entries(feeds)) inputs[k] = ortFeed(t, this.inputs.get(k)?.type, k);
+          return keep(await this.session.run(inputs));
+        }),
+      read: (t) => {
+        if (!(t instanceof OrtDeviceTensor)) throw new Error('read: a device tensor from another runtime.');
+        return download(t.tensor);
+      },
+      stepper: async (spec) => {
+        const key = stepKey(spec);
+        let made = this.steppers.get(key);
+        if (!made) {
+          made = this.makeStepper(spec);
+          this.steppers.set(key, made);
+          made.catch(() => this.steppers.delete(key));
+        }
+        return (await made).stepper;
+      },
+    };
+  }
+
+  /** The CFG + Euler graph for this shape as its own session on the same backend, outputs kept there. */
+  private async makeStepper(spec: StepSpec): Promise<{ session: ort.InferenceSession; stepper: Stepper }> {
+    const session = await serialize(() =>
+      ort.InferenceSession.create(buildStepGraph(spec), {
+        executionProviders: [this.backend],
+        ...(this.backend === 'webgpu' ? { preferredOutputLocation: 'gpu-buffer' as const } : {}),
+      }),
+    );
+    const scalar = (x: number) => new ort.Tensor('float32', Float32Array.of(x), [1]);
+    const stepper: Stepper = {
+      step: (latents, velocity, guidanceScale, sigma, sigmaNext, wantX0) =>
+        serialize(async () => {
+          const feeds: Record<string, ort.Tensor> = {
+            [STEP.latents]: ortFeed(latents, 'float32', STEP.latents),
+            [STEP.velocity]: ortFeed(velocity, spec.velocityType, STEP.velocity),
+            [STEP.sigma]: scalar(sigma),
+            [STEP.sigmaNext]: scalar(sigmaNext),
+          };
+          if (spec.cfg) feeds[STEP.guidance] = scalar(guidanceScale);
+          const fetches: string[] = [STEP.next];
+          if (hasModelInput(spec)) fetches.push(STEP.modelInput);
+          if (wantX0) fetches.push(STEP.x0);
+          const out = await session.run(feeds, fetches);
+          return {
+            latents: new OrtDeviceTensor(out[STEP.next]),
+            modelInput: out[STEP.modelInput] ? new OrtDeviceTensor(out[STEP.modelInput]) : undefined,
+            x0: out[STEP.x0] ? new OrtDeviceTensor(out[STEP.x0]) : undefined,
+          };
+        }),
+    };
+    return { session, stepper };
+  }
+
+  async dispose() {
+    const steppers = [...this.steppers.values()];
+    this.steppers.clear();
+    for (const s of await Promise.allSettled(steppers)) if (s.status === 'fulfilled') await s.value.session.release();
+    await this.session.release();
   }
 }
 
@@ -141,8 +262,13 @@ export interface GraphSource {
   externalData?: { path: string; data: Uint8Array }[];
 }
 
-/** Create a session for one graph on the chosen backend and check its names against the contract. */
-export async function createRunner(src: GraphSource, backend: Backend, contract: { inputs: readonly string[]; outputs: readonly string[] }): Promise<GraphRunner> {
+/**
+ * Create a session for one graph on the chosen backend and check its names against the contract.
+ * On WebGPU every output stays a GPU buffer until read (each read is counted), and the runner
+ * offers `device` ops so sampling can keep tensors there; `resident` asks for them on WASM too
+ * (Node tests of that path).
+ */
+export async function createRunner(src: GraphSource, backend: Backend, contract: { inputs: readonly string[]; outputs: readonly string[] }, options: { resident?: boolean } = {}): Promise<GraphRunner> {
   const { name } = src;
   let session: ort.InferenceSession;
   try {
@@ -150,6 +276,7 @@ export async function createRunner(src: GraphSource, backend: Backend, contract:
       ort.InferenceSession.create(src.model, {
         executionProviders: [backend],
         graphOptimizationLevel: 'all',
+        ...(backend === 'webgpu' ? { preferredOutputLocation: 'gpu-buffer' as const } : {}),
         ...(src.externalData?.length ? { externalData: src.externalData } : {}),
       }),
     );
@@ -176,7 +303,7 @@ export async function createRunner(src: GraphSource, backend: Backend, contract:
     throw modelError(`${name} does not follow the graph contract: ${parts.join('; ')}.`, 'Export the graph with the names in docs/model-folder.md.');
   }
   if (backend === 'webgpu') await refuseFloat16WithoutShaderF16(session, name);
-  const runner = new OrtRunner(session);
+  const runner = new OrtRunner(session, backend, options.resident ?? backend === 'webgpu');
   // a graph exported with batch fixed to 1 runs a batch row by row (CFG: two passes)
   return hasFixedBatchOne(runner) ? rowByRow(runner) : runner;
 }

@@ -1,3 +1,5 @@
+import type { DeviceOps } from './device';
+
 /** A plain CPU tensor: what crosses between the pipeline and a graph runner. */
 export interface HostTensor {
   data: Float32Array | BigInt64Array;
@@ -21,6 +23,8 @@ export interface GraphRunner {
   readonly inputs: ReadonlyMap<string, InputInfo>;
   readonly outputNames: readonly string[];
   run(feeds: Record<string, HostTensor>): Promise<Record<string, FloatTensor>>;
+  /** Runs that keep tensors in the runtime (GPU-resident sampling); absent on WASM and on wrapped runners. */
+  readonly device?: DeviceOps;
   dispose(): Promise<void>;
 }
 

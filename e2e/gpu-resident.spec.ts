@@ -1,0 +1,121 @@
+/**
+ * GPU-resident sampling on WebGPU (SwiftShader here; the wasm project leaves this spec out, see
+ * playwright.config.ts): with preview off a run reads nothing back from the GPU inside its denoise
+ * loop (the engine counts every read of a GPU buffer and reports it with the run), it makes the
+ * image the WASM path and PyTorch make, and a batch leaves no tensor held on the GPU.
+ */
+import { expect, test, type Browser, type Page } from '@playwright/test';
+import { loadFixtures, psnr, type FixtureRun } from '../src/engine/testing/fixtures';
+import type { GenerateTimings } from '../src/engine/protocol';
+
+const fixtures = loadFixtures();
+// SwiftShader runs shaders on the CPU: the 3-step CFG run
+const run = fixtures.runs[2];
+
+// the helpers below are small copies of e2e/studio.spec.ts' (that spec stays as it is)
+async function setSlider(page: Page, testId: string, value: number, min: number, step: number) {
+  const slider = page.getByTestId(testId);
+  await slider.focus();
+  await page.keyboard.press('Home');
+  for (let v = min; v < value - 1e-9; v += step) await page.keyboard.press('ArrowRight');
+  await expect(slider).toHaveValue(String(value));
+}
+
+async function setParams(page: Page, r: FixtureRun) {
+  await page.getByTestId('prompt').fill(r.prompt);
+  await page.getByTestId('negative-prompt').fill(r.negativePrompt);
+  await setSlider(page, 'steps', r.numInferenceSteps, 1, 1);
+  await setSlider(page, 'guidance', r.guidanceScale, 1, 0.5);
+  const random = page.getByTestId('random-seed');
+  if (await random.isChecked()) await random.uncheck();
+  await page.getByTestId('seed').fill(String(r.seed));
+  const preview = page.getByTestId('live-preview');
+  if (await preview.isChecked()) await preview.uncheck();
+}
+
+async function canvasRGB(page: Page): Promise<number[]> {
+  return page.getByTestId('result-canvas').evaluate((c: HTMLCanvasElement) => {
+    const d = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
+    const out: number[] = [];
+    for (let i = 0; i < d.length; i += 4) out.push(d[i], d[i + 1], d[i + 2]);
+    return out;
+  });
+}
+
+const appState = (page: Page) => page.locator('[data-state]').first();
+
+/**
+ * Every `done` event of a generate request the engine worker posts, kept in the page: a second
+ * listener on the worker (the app's own listener is untouched).
+ */
+async function recordDoneEvents(page: Page) {
+  await page.addInitScript(() => {
+    const w = window as unknown as { __generateDone: unknown[]; Worker: typeof Worker };
+    w.__generateDone = [];
+    const Base = w.Worker;
+    w.Worker = class extends Base {
+      constructor(url: string | URL, options?: WorkerOptions) {
+        super(url, options);
+        this.addEventListener('message', (e: MessageEvent) => {
+          const d = e.data as { type?: string; result?: { request?: string } } | null;
+          if (d?.type === 'done' && d.result?.request === 'generate') w.__generateDone.push(d.result);
+        });
+      }
+    };
+  });
+}
+
+async function generate(page: Page): Promise<GenerateTimings> {
+  const before = await page.evaluate(() => (window as unknown as { __generateDone: unknown[] }).__generateDone.length);
+  await page.getByTestId('generate').click();
+  await expect.poll(() => page.evaluate(() => (window as unknown as { __generateDone: unknown[] }).__generateDone.length), { timeout: 300_000 }).toBe(before + 1);
+  await expect(appState(page)).toHaveAttribute('data-state', 'ready', { timeout: 60_000 });
+  return page.evaluate(() => ((window as unknown as { __generateDone: { timings: GenerateTimings }[] }).__generateDone.at(-1)!.timings));
+}
+
+async function open(browser: Browser, backend: 'webgpu' | 'wasm') {
+  const page = await browser.newPage();
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await recordDoneEvents(page);
+  await page.goto(`/?backend=${backend}`);
+  await expect(appState(page)).toHaveAttribute('data-state', 'ready', { timeout: 300_000 });
+  await expect(page.getByTestId('backend-badge')).toHaveAttribute('data-backend', backend);
+  return { page, errors };
+}
+
+test('WebGPU sampling reads nothing back per step and makes the WASM path\'s image; a batch holds nothing afterwards @webgpu-only', async ({ browser }) => {
+  // the WASM path's image first, in its own page of the same browser
+  const wasm = await open(browser, 'wasm');
+  await setParams(wasm.page, run);
+  const wasmTimings = await generate(wasm.page);
+  expect(wasmTimings.readbacks).toBe(0); // nothing lives on a GPU there
+  const wasmRGB = await canvasRGB(wasm.page);
+  await wasm.page.close();
+
+  const gpu = await open(browser, 'webgpu');
+  await setParams(gpu.page, run);
+  const t = await generate(gpu.page);
+  console.log(`[webgpu] ${run.numInferenceSteps} steps: ${t.denoiseReadbacks} readbacks in the denoise loop, ${t.readbacks} in the run, ${t.msPerStep.toFixed(0)} ms/step`);
+  // zero reads per step; the run reads the final latents once and the decoded image once
+  expect(t.denoiseReadbacks).toBe(0);
+  expect(t.readbacks).toBe(2);
+  expect(t.liveDeviceTensors).toBe(0);
+  const rgb = await canvasRGB(gpu.page);
+  const vsWasm = psnr(rgb, wasmRGB);
+  const vsTorch = psnr(rgb, Buffer.from(run.rgb.b64, 'base64'));
+  console.log(`[webgpu] canvas vs WASM path: PSNR ${vsWasm.toFixed(1)} dB; vs PyTorch: ${vsTorch.toFixed(1)} dB`);
+  expect(vsWasm).toBeGreaterThanOrEqual(40);
+  expect(vsTorch).toBeGreaterThanOrEqual(40);
+
+  // a batch of 2 after it: still no reads per step, its first image is the single run's, nothing left on the GPU
+  await setSlider(gpu.page, 'images', 2, 1, 1);
+  const b = await generate(gpu.page);
+  expect(b.denoiseReadbacks).toBe(0);
+  expect(b.readbacks).toBe(2);
+  expect(b.liveDeviceTensors).toBe(0);
+  await expect(gpu.page.getByTestId('thumbnail')).toHaveCount(2);
+  expect(psnr(await canvasRGB(gpu.page), rgb)).toBeGreaterThanOrEqual(40);
+  expect(wasm.errors).toEqual([]);
+  expect(gpu.errors).toEqual([]);
+});
