@@ -298,6 +298,8 @@ test('a full storage quota says the image was not saved and what to do, and keep
   await expect(problem).toContainText(`The image with seed ${seed} was not saved to history`);
   await expect(problem).toContainText('storage is full');
   await expect(problem).toContainText('delete old images from the history');
+  // and a pointer to it right by the result, where the user is looking
+  await expect(page.getByTestId('history-save-notice')).toHaveText('Not saved to history: storage is full. See History');
   // the new image is on screen and downloadable; the stored one is untouched; the studio is not in error
   await expect(page.getByTestId('result-canvas')).toHaveAttribute('data-kind', 'image');
   await expect(page.getByTestId('download')).toBeEnabled();
@@ -316,6 +318,7 @@ test('a full storage quota says the image was not saved and what to do, and keep
   await generate(page, seed);
   await expect(historyItems(page)).toHaveCount(2);
   await expect(page.getByTestId('history-problem')).toHaveCount(0);
+  await expect(page.getByTestId('history-save-notice')).toHaveCount(0);
   expect(errors).toEqual([]);
 });
 

@@ -104,6 +104,10 @@ function HistoryDialog({ entry, onClose }: { entry: HistoryEntry; onClose(): voi
 
   // closing fires the dialog's close event, which tells the gallery (Esc does the same)
   const close = () => dialogRef.current?.close();
+  const onDialogClose = () => {
+    // StrictMode's unmount-and-mount closes and reopens the dialog at once: only a close that stuck counts
+    if (!dialogRef.current?.open) onClose();
+  };
 
   const restore = () => {
     const studio = studioStore.getState();
@@ -116,7 +120,7 @@ function HistoryDialog({ entry, onClose }: { entry: HistoryEntry; onClose(): voi
   };
 
   return (
-    <dialog ref={dialogRef} className="history-dialog" data-testid="history-dialog" data-id={entry.id} aria-labelledby="history-dialog-title" onClose={onClose}>
+    <dialog ref={dialogRef} className="history-dialog" data-testid="history-dialog" data-id={entry.id} aria-labelledby="history-dialog-title" onClose={onDialogClose}>
       <h3 id="history-dialog-title" className="visually-hidden">
         {label(entry)}
       </h3>
@@ -237,5 +241,16 @@ export function HistoryGallery() {
       )}
       {open && <HistoryDialog key={open.id} entry={open} onClose={() => setOpenId(null)} />}
     </section>
+  );
+}
+
+/** Beside the result: a one-line pointer when its image did not make it into history (the full message is in the gallery). */
+export function HistorySaveNotice() {
+  const problem = useHistory((s) => s.problem);
+  if (!problem) return null;
+  return (
+    <p className="history-save-notice small" data-testid="history-save-notice">
+      {problem.quota ? 'Not saved to history: storage is full.' : 'History is not saving images.'} <a href="#history-title">See History</a>
+    </p>
   );
 }

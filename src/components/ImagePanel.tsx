@@ -7,6 +7,7 @@ import type { ImageRecord } from '../store/state';
 import { studioStore, useStudio } from '../store/store';
 import { downloadName, downloadPng } from './download';
 import { downloadBatchZip, reportingSaveErrors } from './zipDownload';
+import { HistorySaveNotice } from './HistoryGallery';
 import { resultAsInit } from './InitImageField';
 import { receiveImageFile } from './RestorePanel';
 import { cleanText } from '../text';
@@ -171,6 +172,7 @@ export function ImagePanel() {
       )}
       <RunProgress />
       <StatusLine />
+      <HistorySaveNotice />
       <div className="result-footer">
         <p className="timings muted" data-testid="timings">
           {shown ? `${formatTimings(shown.timings.totalMs, shown.timings.msPerStep)} · seed ${shown.params.seed}` : null}
