@@ -1,54 +1,136 @@
-// Time per image in headless Chromium at the model's default settings (after a warm-up image).
-// Usage: npm run bench [-- --backend wasm|webgpu] [--runs 3] [--screenshot docs/studio.png]
-// Prints one JSON line per backend: wall time from Generate to the image on the canvas, and the
-// engine's own split (encode / denoise / decode, ms per step).
-import { chromium } from '@playwright/test';
+// The gap between the browser and native, in one run (issue 11). Prints one JSON line per row:
+//   machine         CPU, cores, load average (timings on a busy machine are noise), versions
+//   native-forward  the transformer at batch 2 (one CFG step) in onnxruntime-node, 1 and N threads
+//   wasm-forward    the same graph and inputs in ORT-web inside Chromium, 1 and N threads, in the
+//                   studio's build (the WebGPU bundle's asyncify .wasm) and the WASM-only build
+//   studio-visit    page open -> model ready -> first image, cold (fresh profile) and warm (same profile)
+//   first-vs-later  the first image after the load against later ones (engine time)
+//   studio-step     the studio's ms per step at its defaults; overhead = step - forward
+//   memory          peak resident memory of the browser's processes, and the page's own measure
+//   webgpu          the WebGPU path (SwiftShader here: the image vs WASM and GPU reads per step, not speed)
+// Each timed row carries vsNative: its ms over native's with the same threads (studio: N threads).
+// Writes the rows to docs/bench.json and a chart to docs/bench.svg (README shows it).
+//
+// Usage: npm run bench [-- --model <folder>] [--graph transformer/model.onnx] [--dims name=n,...]
+//   [--runs 3] [--forward-runs 20] [--only native,wasm,studio,webgpu] [--webgpu-steps 3]
+//   [--dist dist] [--port 4180] [--chart docs/bench.svg] [--json docs/bench.json] [--screenshot docs/studio.png]
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { chromium } from '@playwright/test';
+import { benchChart } from './bench/chart.mjs';
+import { makeInputs, transformerGraph } from './bench/inputs.mjs';
+import { nativeForward } from './bench/native.mjs';
+import { startBenchServer } from './bench/server.mjs';
+import { BASE_ARGS, executablePath, studioRows, webgpuRow } from './bench/studio.mjs';
 
-const arg = (name, def) => { const i = process.argv.indexOf(`--${name}`); return i > 0 ? process.argv[i + 1] : def; };
-const backends = arg('backend', 'wasm,webgpu').split(',');
+const arg = (name, def) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1] : def;
+};
+const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
+const EMBEDDED = path.join(ROOT, 'public/models/webdit-tiny');
+const modelDir = path.resolve(arg('model', EMBEDDED));
+const embedded = modelDir === EMBEDDED;
+const only = new Set(arg('only', 'native,wasm,studio,webgpu').split(','));
 const runs = Number(arg('runs', 3));
+const forwardRuns = Number(arg('forward-runs', 20));
+const webgpuSteps = Number(arg('webgpu-steps', 3));
+const dist = arg('dist', 'dist');
+const port = Number(arg('port', 4180));
+const name = embedded ? 'bench' : `bench-${path.basename(modelDir)}`;
+const chartPath = arg('chart', `docs/${name}.svg`);
+const jsonPath = arg('json', `docs/${name}.json`);
 const screenshot = arg('screenshot', null);
-const PORT = 4180;
+// the studio's thread count: min(4, cores) when cross-origin isolated (src/engine/core/sessions.ts)
+const N = Math.max(1, Math.min(4, os.cpus().length));
+const threadCounts = [...new Set([1, N])];
 
-const server = spawn('npx', ['vite', 'preview', '--port', String(PORT), '--strictPort'], { stdio: 'ignore' });
-await new Promise((r) => setTimeout(r, 2500));
-const executablePath = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => fs.existsSync(p));
+const rows = [];
+const emit = (row) => {
+  rows.push(row);
+  console.log(JSON.stringify(row));
+};
+const round = (x) => (typeof x === 'number' && Number.isFinite(x) ? Math.round(x * 100) / 100 : x);
+
+const ortWeb = JSON.parse(fs.readFileSync(path.join(ROOT, 'node_modules/onnxruntime-web/package.json'), 'utf8')).version;
+const ortNode = JSON.parse(fs.readFileSync(path.join(ROOT, 'node_modules/onnxruntime-node/package.json'), 'utf8')).version;
+const cpuinfo = fs.existsSync('/proc/cpuinfo') ? fs.readFileSync('/proc/cpuinfo', 'utf8') : '';
+emit({
+  row: 'machine', date: new Date().toISOString(), cpu: os.cpus()[0]?.model, cores: os.cpus().length, avx512: /avx512f/.test(cpuinfo), loadavg: os.loadavg().map(round),
+  chromium: executablePath, onnxruntimeWeb: ortWeb, onnxruntimeNode: ortNode, model: path.relative(ROOT, modelDir) || modelDir,
+});
+
+const graph = transformerGraph(modelDir, arg('graph'));
+const feeds = await makeInputs(modelDir, graph, arg('dims'));
+const shapes = Object.fromEntries(feeds.map((f) => [f.name, f.dims]));
+
+const native = {};
+if (only.has('native') || only.has('wasm') || only.has('studio')) {
+  for (const t of threadCounts) {
+    const r = await nativeForward(modelDir, graph, feeds, t, { runs: Math.max(forwardRuns, 10) });
+    native[t] = r.ms;
+    emit({ row: 'native-forward', graph: graph.rel, inputs: shapes, threads: t, ms: round(r.ms), minMs: round(r.min), runs: r.runs, vsNative: 1 });
+  }
+}
+
+const server = await startBenchServer({ modelDir, feeds });
+let studioForward = null;
 try {
-  for (const backend of backends) {
-    const args = ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-    if (backend === 'webgpu') args.push('--enable-unsafe-webgpu');
-    const browser = await chromium.launch({ executablePath, args });
-    const page = await browser.newPage({ viewport: { width: 1280, height: 820 } });
-    const t0 = Date.now();
-    await page.goto(`http://localhost:${PORT}/?backend=${backend}`);
-    await page.waitForSelector('.app[data-state="ready"]', { timeout: 600_000 });
-    const loadMs = Date.now() - t0;
-    await page.getByTestId('prompt').fill('a large red heart in the center on a white background');
-    // previews cost extra VAE decodes: off, so numbers compare with earlier runs
-    await page.getByTestId('live-preview').uncheck();
-    const times = [];
-    for (let i = 0; i <= runs; i++) {
-      const s = Date.now();
-      await page.getByTestId('generate').click();
-      await page.waitForSelector('.app[data-state="running"]', { timeout: 10_000 }).catch(() => {});
-      await page.waitForSelector('.app[data-state="ready"]', { timeout: 600_000 });
-      if (i > 0) times.push(Date.now() - s); // the first image warms up (WebGPU compiles shaders)
+  if (only.has('wasm') || only.has('studio')) {
+    const browser = await chromium.launch({ executablePath, headless: true, args: [...BASE_ARGS, '--disable-webgpu'] });
+    try {
+      const page = await browser.newPage();
+      await page.goto(`${server.url}/bench/forward.html`);
+      await page.waitForFunction(() => window.benchReady === true);
+      for (const build of ['studio', 'wasm-only']) {
+        for (const t of threadCounts) {
+          const r = await page.evaluate((o) => window.forward(o), { build, threads: t, graph, warmup: 5, runs: forwardRuns });
+          if (build === 'studio' && t === N) studioForward = r.ms;
+          emit({ row: 'wasm-forward', build, threads: r.threads, isolated: r.isolated, ms: round(r.ms), minMs: round(r.min), firstRunMs: round(r.firstMs), sessionCreateMs: round(r.createMs), runs: r.runs, vsNative: round(r.ms / native[t]) });
+        }
+      }
+    } finally {
+      await browser.close();
     }
-    const engine = await page.evaluate(() => document.querySelector('[data-testid="timings"]')?.textContent ?? null);
-    const badge = await page.getByTestId('backend-badge').getAttribute('data-backend');
-    const steps = await page.getByTestId('steps').inputValue();
-    const guidance = await page.getByTestId('guidance').inputValue();
-    times.sort((a, b) => a - b);
-    console.log(JSON.stringify({ backend: badge, steps: Number(steps), guidance: Number(guidance), loadMs, runs, medianMs: times[Math.floor(times.length / 2)], minMs: times[0], maxMs: times.at(-1), engine }));
-    if (screenshot && backend === backends[0]) {
-      // the whole studio from the top: the form is taller than the benchmark's viewport
-      await page.evaluate(() => window.scrollTo(0, 0));
-      await page.screenshot({ path: screenshot, fullPage: true });
+  }
+
+  if (only.has('studio') || only.has('webgpu')) {
+    // the built studio (npm run bench builds it), served as `vite preview` serves it: cross-origin isolated, strict CSP
+    const preview = spawn('npx', ['vite', 'preview', '--port', String(port), '--strictPort', '--outDir', dist], { cwd: ROOT, stdio: 'ignore', detached: true });
+    const stopPreview = () => {
+      try {
+        process.kill(-preview.pid);
+      } catch {
+        /* already gone */
+      }
+    };
+    try {
+      const baseUrl = `http://localhost:${port}`;
+      for (let i = 0; ; i++) {
+        if (await fetch(baseUrl).then((r) => r.ok, () => false)) break;
+        if (i > 120) throw new Error(`vite preview did not answer on ${baseUrl}: is ${dist}/ built (npm run bench builds it)?`);
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      const model = embedded ? '' : `model=bench/model&hub=${encodeURIComponent(server.url)}&`;
+      const query = `${model}prompt=${encodeURIComponent('a large red heart in the center on a white background')}&seed=42`;
+      if (only.has('studio')) {
+        await studioRows({ baseUrl, query, runs, emit: (r) => emit(Object.fromEntries(Object.entries(r).map(([k, v]) => [k, round(v)]))), forwardMs: studioForward ?? NaN, nativeMs: native[N] ?? NaN, screenshot, threads: N });
+      }
+      if (only.has('webgpu')) await webgpuRow({ baseUrl, query, steps: webgpuSteps, emit: (r) => emit(Object.fromEntries(Object.entries(r).map(([k, v]) => [k, round(v)]))) });
+    } finally {
+      stopPreview();
     }
-    await browser.close();
   }
 } finally {
-  server.kill();
+  await server.close();
 }
+
+if (chartPath !== 'none') {
+  const m = rows[0];
+  const title = `WebDiT benchmark: ${m.model}`;
+  const subtitle = `${m.date.slice(0, 16).replace('T', ' ')} UTC, ${m.cores}-core ${m.cpu}${m.avx512 ? ' (AVX-512)' : ''}, load average ${m.loadavg[0]} at start; onnxruntime-web ${m.onnxruntimeWeb}, onnxruntime-node ${m.onnxruntimeNode}`;
+  fs.writeFileSync(path.resolve(ROOT, chartPath), benchChart(rows, { title, subtitle }));
+}
+if (jsonPath !== 'none') fs.writeFileSync(path.resolve(ROOT, jsonPath), rows.map((r) => JSON.stringify(r)).join('\n') + '\n');

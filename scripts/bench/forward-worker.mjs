@@ -1,0 +1,54 @@
+// One ORT-web build in a fresh worker (ORT fixes its thread count when its wasm starts), as the
+// studio runs it: in a worker, proxy off. Times the transformer on the inputs the server holds.
+const BUILDS = {
+  // the studio's import ('onnxruntime-web/webgpu'): WebGPU + WASM EPs, the asyncify .wasm
+  studio: '/ort/ort.webgpu.bundle.min.mjs',
+  // the WASM-only build (plain ort-wasm-simd-threaded.wasm): what the studio would use without WebGPU
+  'wasm-only': '/ort/ort.wasm.bundle.min.mjs',
+};
+
+async function bytes(url) {
+  const r = await fetch(url);
+  if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
+  return new Uint8Array(await r.arrayBuffer());
+}
+
+const TYPED = { float32: Float32Array, float16: Uint16Array, int64: BigInt64Array, int32: Int32Array };
+
+self.onmessage = async (e) => {
+  const { build, threads, graph, warmup, runs } = e.data;
+  try {
+    const ort = await import(BUILDS[build]);
+    ort.env.wasm.numThreads = threads;
+    ort.env.wasm.proxy = false;
+    ort.env.wasm.wasmPaths = '/ort/';
+    const model = await bytes(`/model/${graph.rel}`);
+    const externalData = await Promise.all(graph.external.map(async (f) => ({ path: f, data: await bytes(`/model/${graph.dir}/${f}`) })));
+    const tCreate = performance.now();
+    const session = await ort.InferenceSession.create(model, { executionProviders: ['wasm'], graphOptimizationLevel: 'all', ...(externalData.length ? { externalData } : {}) });
+    const createMs = performance.now() - tCreate;
+    const meta = await (await fetch('/inputs/meta.json')).json();
+    const feeds = {};
+    for (const m of meta) {
+      const buf = (await bytes(`/inputs/${m.index}.bin`)).buffer;
+      feeds[m.name] = new ort.Tensor(m.type, new TYPED[m.type](buf), m.dims);
+    }
+    const tFirst = performance.now();
+    await session.run(feeds);
+    const firstMs = performance.now() - tFirst;
+    for (let i = 1; i < warmup; i++) await session.run(feeds);
+    const times = [];
+    for (let i = 0; i < runs; i++) {
+      const t = performance.now();
+      await session.run(feeds);
+      times.push(performance.now() - t);
+    }
+    await session.release();
+    times.sort((a, b) => a - b);
+    const mid = times.length >> 1;
+    const ms = times.length % 2 ? times[mid] : (times[mid - 1] + times[mid]) / 2;
+    self.postMessage({ ms, min: times[0], firstMs, createMs, runs, threads: Number(ort.env.wasm.numThreads), isolated: self.crossOriginIsolated });
+  } catch (err) {
+    self.postMessage({ error: String(err?.stack || err) });
+  }
+};
