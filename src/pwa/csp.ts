@@ -11,7 +11,9 @@
  *   (`cdn-lfs*.hf.co`, `cas-bridge.xethub.hf.co`, `transfer.xethub.hf.co`, `*.cdn.hf.co`: every one a
  *   subdomain of hf.co or huggingface.co, huggingface.co/.well-known/meta.json lists them), the
  *   hf-mirror.com mirror, and localhost (local mirrors and tests use `?hub=http://localhost:PORT`).
- *   A model folder on any other host is refused by the browser.
+ *   A model folder on any other host is refused by the browser. `blob:`: the engine hands ONNX Runtime
+ *   a model file over 2 GB as the object URL of its stored Blob, which ORT fetches (a blob: URL is
+ *   made by this origin's own code and readable only by it).
  * - images from our origin, `data:` and `blob:` (thumbnails, dropped init images).
  * - styles from our origin only: React writes `style` through the CSSOM, which CSP does not govern.
  * Dev mode (`npm run dev`) relaxes scripts and styles to `'unsafe-inline'` for Vite's HMR client and
@@ -32,7 +34,7 @@ export function contentSecurityPolicy(mode: PolicyMode): string {
     ['default-src', ["'self'"]],
     ['script-src', ["'self'", "'wasm-unsafe-eval'", ...(dev ? ["'unsafe-inline'"] : [])]],
     ['worker-src', ["'self'"]],
-    ['connect-src', ["'self'", ...HUB_SOURCES, ...LOCAL_SOURCES, ...(dev ? ['ws://localhost:*', 'ws://127.0.0.1:*'] : [])]],
+    ['connect-src', ["'self'", 'blob:', ...HUB_SOURCES, ...LOCAL_SOURCES, ...(dev ? ['ws://localhost:*', 'ws://127.0.0.1:*'] : [])]],
     ['img-src', ["'self'", 'data:', 'blob:']],
     ['style-src', ["'self'", ...(dev ? ["'unsafe-inline'"] : [])]],
     ['font-src', ["'self'"]],

@@ -6,10 +6,11 @@ import { detectFamily, FAMILIES } from '../families';
 import { badRequest, CancelledError, EngineError, modelError, notReady } from '../errors';
 import type { BackendInfo, GeneratedImage, GenerateResult, ImageEngine, Job, JobListener, LoadOptions, LoadResult, ModelInfo, StorageReport } from '../protocol';
 import { parseGenerateParams, type GenerateParams, type GenerateRequestParams, type ResolvedGenerateParams } from '../schema';
-import { presentComponent, type FamilyContext, type LoadedModel, type ModelFamily } from './family';
-import { browserLocks, checkFileSize, FileStore, type Fetcher, type Locks } from './files';
+import { type FamilyContext, type LoadedModel, type ModelFamily } from './family';
+import { browserLocks, checkFileSize, FileStore, LARGE_FILE_BYTES, type Fetcher, type Locks } from './files';
 import { componentFiles, openFolder, readComponentJson, readComponentText, type ModelFolder } from './folder';
 import { JobQueue } from './jobs';
+import { planLoad, usedFiles } from './preflight';
 import { externalDataPaths } from './onnxExternal';
 import { runPipeline } from './pipeline';
 import { createRunner, selectBackend, watchWebgpuDevice, webgpuDeviceInUse } from './sessions';
@@ -33,8 +34,6 @@ async function browserStorageFree(): Promise<number | null> {
   const est = await (globalThis.navigator as Navigator | undefined)?.storage?.estimate?.().catch(() => undefined);
   return est?.quota !== undefined && est.usage !== undefined ? est.quota - est.usage : null;
 }
-
-const GB = (n: number) => `${(n / 1e9).toFixed(n < 1e9 ? 2 : 1)} GB`;
 
 export interface Current {
   info: ModelInfo;
@@ -214,8 +213,6 @@ export async function openModel(options: LoadOptions, deps: LoadDeps, signal: Ab
   // 1. the folder: file list (manifest.json or the Hub's tree listing) and model_index.json
   prepare('Reading the model folder');
   const opened = await openFolder(options.modelUrl, deps.store, deps.fetcher, signal);
-  const skip = new Set(options.skipComponents ?? []);
-  const folder = { ...opened, components: opened.components.filter((c) => !skip.has(c)) };
 
   // 2. its family, before any large download, so an unsupported model costs nothing
   const family = detectFamily(opened, deps.families);
@@ -224,32 +221,30 @@ export async function openModel(options: LoadOptions, deps: LoadDeps, signal: Ab
   let backend = await selectBackend(options.backend);
   emit({ type: 'backend', info: backend });
 
-  // 4. every file of the components the family uses, into storage with byte progress
-  const required = family.requiredComponents.filter((c) => c.split('|').some((alt) => skip.has(alt)));
+  // 4. preflight, before any weight is downloaded: can this browser run it (WebGPU, shader-f16,
+  //    buffer limits, WASM's 4 GiB, memory, storage), on which backend, and with which optional
+  //    components (SD3's T5 is left out by default when it would not fit)
+  const asked = options.skipComponents;
+  const required = family.requiredComponents.filter((c) => c.split('|').some((alt) => asked?.includes(alt)));
   if (required.length) throw badRequest(`${required.join(', ')} cannot be left out: the ${family.name} family needs it.`, 'Leave out only optional components.');
-  const used = [...family.requiredComponents.map((c) => presentComponent(opened, c)!), ...family.optionalComponents.filter((c) => folder.components.includes(c))];
-  const files = [...folder.files].filter(([path]) => used.some((c) => path.startsWith(c + '/')) && !family.skipFiles?.test(path));
   // a size no browser can take (a manifest saying 2^40 bytes) is refused by the file's name, before any byte
-  for (const [, spec] of files) checkFileSize(spec);
+  for (const [, spec] of usedFiles(opened, family)) checkFileSize(spec);
+  prepare('Checking what this model needs');
+  const plan = await planLoad(opened, family, { asked, preference: options.backend, selected: backend, store: deps.store, storageFree: deps.storageFree, signal });
+  if (plan.backend.backend !== backend.backend) emit({ type: 'backend', info: plan.backend });
+  backend = plan.backend;
+  for (const note of plan.notes) prepare(note);
+  const skip = new Set(plan.skip);
+  const folder = { ...opened, components: opened.components.filter((c) => !skip.has(c)) };
 
-  // preflight: a download that cannot fit in storage is refused before its first byte
-  let missing = 0;
-  for (const [, spec] of files) if (!(await deps.store.has(spec))) missing += spec.bytes;
-  const free = missing > 0 ? await deps.storageFree() : null;
-  if (free !== null && missing > free) {
-    throw new EngineError(
-      'StorageFullError',
-      `${folder.name} needs ${GB(missing)} more of browser storage, but only ${GB(Math.max(0, free))} is free for this site.`,
-      'Press Delete cached models to free the space this studio uses, or choose a smaller model.',
-      'free-storage',
-    );
-  }
+  // 5. every file of the components used, into storage with byte progress
+  const files = usedFiles(folder, family);
   for (const [path, spec] of files) {
     await deps.store.ensure(spec, (loaded, total) => emit({ type: 'progress', stage: 'download', file: path, loaded, total }), signal);
   }
   checkAbort(signal);
 
-  // 5. sessions; in auto mode a WebGPU failure falls back to WASM and says why
+  // 6. sessions; in auto mode a WebGPU failure falls back to WASM and says why
   let model: LoadedModel;
   try {
     prepare(`Starting ${backend.backend === 'webgpu' ? 'WebGPU' : 'WASM'} sessions`);
@@ -268,7 +263,7 @@ export async function openModel(options: LoadOptions, deps: LoadDeps, signal: Ab
   const total = [...opened.files.values()].filter((f) => f.path === 'model_index.json' || files.some(([p]) => p === f.path)).reduce((n, f) => n + f.bytes, 0);
   const storage: StorageReport = { bytes: total, ...deps.store.state() };
 
-  // 6. warm up: one 1-step image at the defaults runs every graph once, so kernels are compiled
+  // 7. warm up: one 1-step image at the defaults runs every graph once, so kernels are compiled
   //    and memory planned before the user's first click instead of during it
   try {
     prepare('Warming up');
@@ -301,10 +296,21 @@ export function familyContext(store: FileStore, folder: ModelFolder, backend: 'w
       checkAbort(signal);
       const file = options.file ?? 'model.onnx';
       const model = await store.read(graphFile(folder, component, file), signal);
-      // bytes live only until the session holds them
-      const externalData = [];
-      for (const [path, spec] of externalFiles(folder, component, file, model)) externalData.push({ path, data: await store.read(spec, signal) });
-      return createRunner({ name: `${component}/${file}`, model, externalData }, options.backend ?? backend, contract, runners);
+      // bytes live only until the session holds them. A file over 2 GB never becomes one
+      // ArrayBuffer of ours: ORT gets the URL of its disk-backed Blob (Cache API parts joined) and
+      // streams it in itself (onnxruntime-web's loadFile: a preallocated buffer, or WebAssembly
+      // memory when an ArrayBuffer that large cannot be made)
+      const externalData: { path: string; data: Uint8Array | string }[] = [];
+      const urls: string[] = [];
+      for (const [path, spec] of externalFiles(folder, component, file, model)) {
+        if (spec.bytes > LARGE_FILE_BYTES) urls.push(URL.createObjectURL(await store.blob(spec, signal)));
+        externalData.push({ path, data: spec.bytes > LARGE_FILE_BYTES ? urls[urls.length - 1] : await store.read(spec, signal) });
+      }
+      try {
+        return await createRunner({ name: `${component}/${file}`, model, externalData }, options.backend ?? backend, contract, runners);
+      } finally {
+        urls.forEach((u) => URL.revokeObjectURL(u));
+      }
     },
   };
 }

@@ -76,6 +76,11 @@ export interface ModelFamily {
   requiredComponents: readonly string[];
   /** Components used when present. */
   optionalComponents: readonly string[];
+  /**
+   * Optional components that preflight leaves out by default when the model would not fit with
+   * them (and the UI offers to turn on), e.g. SD3's T5: ['text_encoder_3', 'tokenizer_3'].
+   */
+  droppable?: readonly { components: readonly string[]; label: string }[];
   /** Files of the used components that are never needed (not downloaded), by path. */
   skipFiles?: RegExp;
   /** Checks before any download beyond the components (e.g. named graph files); throws a ModelError naming what is missing. */

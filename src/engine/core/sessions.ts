@@ -255,11 +255,14 @@ class OrtRunner implements GraphRunner {
   }
 }
 
-/** A graph's bytes and its external data files, each under the path the graph refers to. */
+/**
+ * A graph's bytes and its external data files, each under the path the graph refers to: the bytes,
+ * or (a file over 2 GB) the URL of a Blob that ORT fetches and streams in itself.
+ */
 export interface GraphSource {
   name: string;
   model: Uint8Array;
-  externalData?: { path: string; data: Uint8Array }[];
+  externalData?: { path: string; data: Uint8Array | string }[];
 }
 
 /**

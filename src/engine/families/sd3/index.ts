@@ -109,6 +109,8 @@ export const sd3: ModelFamily = {
   // TensorStack's exports keep the MMDiT in unet/ (model_index.json still says "transformer")
   requiredComponents: ['transformer|unet', 'vae_decoder', 'text_encoder', 'text_encoder_2', 'tokenizer', 'tokenizer_2', 'scheduler'],
   optionalComponents: ['text_encoder_3', 'tokenizer_3', 'vae_encoder'],
+  // T5-XXL is most of SD3's text side (9.5 GB at fp16): without it the conditioning has zeros in its place
+  droppable: [{ components: ['text_encoder_3', 'tokenizer_3'], label: 'T5' }],
   // TensorStack ships onnxruntime-extensions tokenizer graphs beside the tokenizer files: never needed
   skipFiles: /^tokenizer(_\d)?\/.*\.onnx$/,
 
