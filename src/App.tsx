@@ -1,7 +1,10 @@
+import { AnimationPanel } from './components/AnimationPanel';
 import { BackendControls } from './components/BackendControls';
 import { ControlsPanel } from './components/ControlsPanel';
+import { Filmstrip } from './components/Filmstrip';
 import { HistoryGallery } from './components/HistoryGallery';
 import { ImagePanel } from './components/ImagePanel';
+import { TimingPanel } from './components/TimingPanel';
 import { useShortcuts } from './components/useShortcuts';
 import { selectAppState } from './store/selectors';
 import { useStudio } from './store/store';
@@ -26,6 +29,11 @@ export function App() {
         <ControlsPanel />
         <ImagePanel />
       </main>
+      <div className="runtools">
+        <Filmstrip />
+        <TimingPanel />
+        <AnimationPanel />
+      </div>
       <HistoryGallery />
       <footer className="footer">Runs entirely in your browser. Nothing is uploaded.</footer>
     </div>

@@ -6,6 +6,7 @@ import { createEngineClient } from './engine/start';
 import { connectHistory, historyStore } from './history/store';
 import { connectEngine } from './store/connect';
 import { registerServiceWorker } from './pwa/register';
+import { connectRunTools } from './runtools/connect';
 import { modelUrlFromSearch } from './store/params';
 import { browserStorage, readSavedForm, saveFormOnChange } from './store/persist';
 import { ignoredNotice, parseShareLink, withoutShareParams } from './store/share';
@@ -36,7 +37,10 @@ function restoreForm(): boolean {
 // The engine is wired here, once, outside React, so StrictMode's double effects cannot start two workers.
 function startEngine(): boolean {
   try {
-    connectEngine(studioStore, createEngineClient());
+    const engine = createEngineClient();
+    connectEngine(studioStore, engine);
+    // the filmstrip follows the studio's runs; the animation panel sends its own
+    connectRunTools(engine, studioStore);
   } catch (e) {
     studioStore.getState().engineUnavailable({
       name: 'EngineMissingError',

@@ -19,6 +19,7 @@ export function ControlsPanel() {
   const numImagesPerPrompt = useStudio(selectNumImagesPerPrompt);
   const limits = useStudio(selectLimits);
   const livePreview = useStudio((s) => s.livePreview);
+  const recordTrajectory = useStudio((s) => s.recordTrajectory);
   const canGenerate = useStudio(selectCanGenerate);
   const running = useStudio((s) => s.generation.status === 'running');
   const cancelling = useStudio((s) => s.generation.status === 'cancelling');
@@ -85,6 +86,10 @@ export function ControlsPanel() {
       <label className="checkbox">
         <input type="checkbox" data-testid="live-preview" checked={livePreview} onChange={(e) => setLivePreview(e.currentTarget.checked)} />
         Live preview while it runs
+      </label>
+      <label className="checkbox" title="Keep the estimate after every step for the trajectory filmstrip (costs a decode per step)">
+        <input type="checkbox" data-testid="record-trajectory" checked={recordTrajectory} onChange={(e) => studioStore.getState().setRecordTrajectory(e.currentTarget.checked)} />
+        Record every step (trajectory)
       </label>
       <InitImageField />
       {/* errors and storage notices sit by Generate, where the user acts */}

@@ -31,6 +31,23 @@ export interface BackendInfo {
   threads: number;
   /** Why WebGPU was not used, when the preference was `auto` and WASM ran. */
   fallbackReason?: string;
+  /** What the worker's browser offers (WebGPU adapter, features, limits; WASM threads, SIMD, isolation). */
+  report?: DeviceReport;
+}
+
+/** The device and backend report shown with each run (core/deviceReport.ts). */
+export interface DeviceReport {
+  webgpu: {
+    vendor: string;
+    architecture: string;
+    description: string;
+    isFallbackAdapter: boolean;
+    features: string[];
+    limits: { maxBufferSize: number; maxStorageBufferBindingSize: number };
+  } | null;
+  /** Why there is no adapter to report ("this browser has no WebGPU", "no adapter"). */
+  webgpuMissing?: string;
+  wasm: { threads: number; simd: boolean; crossOriginIsolated: boolean; hardwareConcurrency: number | null };
 }
 
 export interface Range {
@@ -76,6 +93,8 @@ export interface GenerateTimings {
   denoiseReadbacks?: number;
   /** Tensors the engine still holds in the runtime after the run (0 unless GPU memory leaks across runs). */
   liveDeviceTensors?: number;
+  /** Each denoise step's duration in ms, in order (a step that decoded a preview includes that decode). */
+  stepMs?: number[];
 }
 
 export interface GeneratedImage {

@@ -65,10 +65,41 @@ export function clampSeed(value: number): number | null {
   return clamp(Math.trunc(value), { min: 0, max: MAX_SEED });
 }
 
-/** previewEvery for a run of `steps` (null: the model's default, not known yet). */
-export function previewEvery(livePreview: boolean, steps: number | null): number {
+/** Live previews may cost at most this share of a run's denoise time. */
+export const MAX_PREVIEW_SHARE = 0.1;
+
+/** What the last run measured: one decode of its batch, and its steps. */
+export interface RunCost {
+  decodeMs: number;
+  msPerStep: number;
+  stepMs?: number[];
+}
+
+/**
+ * The fewest steps between previews that keep their cost under MAX_PREVIEW_SHARE: a preview
+ * decodes the batch like the final decode does (decodeMs), so every k steps costs
+ * decodeMs / (k * step) of the denoise time. The step is the median one, so the last run's own
+ * preview steps do not count. null when the last run measured nothing usable.
+ */
+export function costBoundEvery(last: RunCost): number | null {
+  const steps = last.stepMs?.length ? [...last.stepMs].sort((a, b) => a - b) : [];
+  const step = steps.length ? steps[Math.floor(steps.length / 2)] : last.msPerStep;
+  if (!(step > 0) || !(last.decodeMs >= 0)) return null;
+  return Math.min(GENERATE_FIELDS.previewEvery.max, Math.max(1, Math.ceil(last.decodeMs / (MAX_PREVIEW_SHARE * step))));
+}
+
+/**
+ * previewEvery for a run of `steps` (null: the model's default, not known yet). With the last
+ * run's costs, k keeps previews under MAX_PREVIEW_SHARE (at least one preview per run); before
+ * any run, PREVIEW_EVERY. "Record trajectory" previews every step, whatever it costs.
+ */
+export function previewEvery(livePreview: boolean, steps: number | null, opts: { record?: boolean; last?: RunCost | null } = {}): number {
+  if (opts.record) return 1;
   if (!livePreview) return 0;
-  return steps !== null && steps < MIN_STEPS_FOR_PREVIEW ? 0 : PREVIEW_EVERY;
+  if (steps !== null && steps < MIN_STEPS_FOR_PREVIEW) return 0;
+  const k = opts.last ? costBoundEvery(opts.last) : null;
+  if (k === null) return PREVIEW_EVERY;
+  return steps === null ? k : Math.min(k, steps - 1);
 }
 
 export function randomSeed(): number {

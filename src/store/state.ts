@@ -80,6 +80,8 @@ export interface StudioData {
   randomizeSeed: boolean;
   /** Ask the engine for previews of the expected image while it denoises. */
   livePreview: boolean;
+  /** Ask for the x0 estimate after every step (the filmstrip's frames), whatever it costs. */
+  recordTrajectory: boolean;
   /** Image-to-image strength; null: the model's default. */
   strength: number | null;
   /** [width, height]; null: the model's default. Only a size the model offers is used. */
@@ -173,6 +175,7 @@ export function initialData(backendPreference: BackendPreference = 'auto'): Stud
     seedText: String(FIRST_SEED),
     randomizeSeed: false,
     livePreview: true,
+    recordTrajectory: false,
     strength: null,
     size: null,
     initImage: null,

@@ -48,6 +48,8 @@ export interface StudioActions {
   setRandomizeSeed(on: boolean): void;
   rollSeed(): void;
   setLivePreview(on: boolean): void;
+  /** Previews after every step for the filmstrip (else every k steps, k bounded by their cost). */
+  setRecordTrajectory(on: boolean): void;
   /** Rounded to the slider's step and clamped to the schema's 0..1; NaN is ignored. */
   setStrength(strength: number): void;
   /** Once a model is loaded, only a size it offers (else ignored); before, integers clamped to the schema's range. */
@@ -135,7 +137,7 @@ export function createStudioStore(backendPreference: BackendPreference = backend
         negativePrompt: selectNegativePrompt(state),
         seed,
         numImagesPerPrompt: selectNumImagesPerPrompt(state),
-        previewEvery: previewEvery(state.livePreview, numInferenceSteps),
+        previewEvery: previewEvery(state.livePreview, numInferenceSteps, { record: state.recordTrajectory, last: state.images.at(-1)?.timings }),
         // before the model has loaded, absent values mean "the model's default" to the engine
         ...(numInferenceSteps !== null && { numInferenceSteps }),
         ...(guidanceScale !== null && { guidanceScale }),
@@ -191,6 +193,7 @@ export function createStudioStore(backendPreference: BackendPreference = backend
         set({ seed, seedText: String(seed) });
       },
       setLivePreview: (livePreview) => set({ livePreview }),
+      setRecordTrajectory: (recordTrajectory) => set({ recordTrajectory }),
       setStrength: (value) => {
         const strength = clampStrength(value);
         if (strength !== null) set({ strength });

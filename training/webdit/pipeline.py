@@ -60,6 +60,67 @@ def initial_latents(seed, shape):
     return np.stack([_mulberry32_normals(seed + b, per) for b in range(B)]).reshape(shape)
 
 
+# ---- animations: slerp between two noises, lerp between two prompts' conditioning ---------------
+SLERP_DOT_THRESHOLD = 0.9995  # nearly parallel: the arc is a line, and sin(theta) ~ 0 would divide by ~0
+
+
+def slerp(a, b, t, dot_threshold=SLERP_DOT_THRESHOLD):
+    """Spherical interpolation of two noise arrays as flat vectors, in float64, stored float32:
+    t = 0 gives exactly a, t = 1 exactly b. The same formula as src/engine/core/animation.ts."""
+    a64, b64 = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
+    dot = float(np.dot(a64, b64) / (np.linalg.norm(a64) * np.linalg.norm(b64)))
+    if abs(dot) > dot_threshold:
+        out = (1 - t) * a64 + t * b64
+    else:
+        theta = math.acos(dot)
+        s = math.sin(theta)
+        out = (math.sin((1 - t) * theta) / s) * a64 + (math.sin(t * theta) / s) * b64
+    return out.astype(np.float32).reshape(np.shape(a))
+
+
+def animation_ts(frames):
+    """t_i = i / (frames - 1), float64."""
+    return [i / (frames - 1) for i in range(frames)]
+
+
+def lerp(a, b, t):
+    """(1 - t) a + t b in float64, stored float32 (torch tensors)."""
+    return ((1 - t) * a.double() + t * b.double()).float()
+
+
+@torch.no_grad()
+def animation_inputs(models, kind, prompt, seed, to, frames):
+    """The initial noise (frames,C,h,w) and the cond half of the text conditioning
+    ((frames,L,D), (frames,P)) of an animation's frames:
+      'seed':   noise_i = slerp(noise(seed), noise(to), t_i), every frame with the prompt's conditioning;
+      'prompt': every frame from noise(seed), conditioning_i = lerp(encode(prompt), encode(to), t_i)
+                for each tensor the transformer gets from the text encoder (hidden states and pooled)."""
+    if frames < 2:
+        raise ValueError(f"an animation needs at least 2 frames, not {frames}")
+    dit = models.transformer
+    one = (1, dit.cfg.in_channels, dit.cfg.sample_size, dit.cfg.sample_size)
+    ts = animation_ts(frames)
+    if kind == "seed":
+        a, b = initial_latents(seed, one), initial_latents(int(to), one)
+        noise = np.concatenate([slerp(a, b, t) for t in ts])
+        ctx, pooled = encode_prompt(models, [prompt])
+        return noise, (ctx.expand(frames, -1, -1), pooled.expand(frames, -1))
+    if kind == "prompt":
+        noise = np.concatenate([initial_latents(seed, one)] * frames)
+        ctx, pooled = encode_prompt(models, [prompt, str(to)])
+        return noise, (torch.cat([lerp(ctx[0:1], ctx[1:2], t) for t in ts]),
+                       torch.cat([lerp(pooled[0:1], pooled[1:2], t) for t in ts]))
+    raise ValueError(f"animation kind must be 'seed' or 'prompt', not {kind!r}")
+
+
+@torch.no_grad()
+def generate_animation(models, kind, prompt, negative_prompt, seed, to, frames, num_inference_steps, guidance_scale):
+    """The frames of an animation as one batch: final latents (frames,C,h,w) and uint8 (frames,H,W,3)."""
+    noise, text = animation_inputs(models, kind, prompt, seed, to, frames)
+    return generate(models, [prompt] * frames, negative_prompt, seed, num_inference_steps, guidance_scale,
+                    latents=noise, text=text)
+
+
 # ---- scheduler: diffusers' FlowMatchEulerDiscreteScheduler, pure ------------------------------
 def get_sigmas(num_inference_steps, shift, num_train_timesteps):
     """Shifted once at init (sigma_min), linspace, shifted again; a final 0. float32, length N + 1."""
@@ -115,16 +176,18 @@ def decode_latents(models, latents):
 
 
 @torch.no_grad()
-def generate(models, prompt, negative_prompt, seed, num_inference_steps, guidance_scale, image=None, strength=1.0):
+def generate(models, prompt, negative_prompt, seed, num_inference_steps, guidance_scale, image=None, strength=1.0,
+             latents=None, text=None):
     """prompt: a string, or a list (a batch: image b uses seed + b). image: uint8 (H,W,3), or (B,H,W,3)
-    for a batch, starts image-to-image at strength. Returns the final latents (B,C,h,w) float32
-    numpy and the image uint8: (H,W,3) for a string prompt, (B,H,W,3) for a list."""
+    for a batch, starts image-to-image at strength. latents (B,C,h,w) numpy replaces the seeded
+    noise, text = (ctx, pooled) the prompts' encoding (animations). Returns the final latents
+    (B,C,h,w) float32 numpy and the image uint8: (H,W,3) for a string prompt, (B,H,W,3) for a list."""
     single = isinstance(prompt, str)
     prompts = [prompt] if single else list(prompt)
     B, dit, T = len(prompts), models.transformer, models.scheduler.num_train_timesteps
     N = num_inference_steps
     # 1. encode the prompts; negative first: CFG runs as one batch [uncond, cond]
-    ctx, pooled = encode_prompt(models, prompts)
+    ctx, pooled = encode_prompt(models, prompts) if text is None else text
     ctx_un, pooled_un = encode_prompt(models, [negative_prompt])
     ctx_un, pooled_un = ctx_un.expand(B, -1, -1), pooled_un.expand(B, -1)
     # 2. sigmas
@@ -132,7 +195,7 @@ def generate(models, prompt, negative_prompt, seed, num_inference_steps, guidanc
     timesteps = get_timesteps(sigmas, T)
     # 3. initial latents: noise, or the image's latents noised to sigma_k
     shape = (B, dit.cfg.in_channels, dit.cfg.sample_size, dit.cfg.sample_size)
-    latents = torch.from_numpy(initial_latents(seed, shape))
+    latents = torch.from_numpy(initial_latents(seed, shape) if latents is None else np.array(latents, np.float32).reshape(shape))
     k = 0
     if image is not None:
         k = img2img_start(N, strength)

@@ -12,8 +12,9 @@ import { componentFiles, openFolder, readComponentJson, readComponentText, type 
 import { JobQueue } from './jobs';
 import { planLoad, usedFiles } from './preflight';
 import { externalDataPaths } from './onnxExternal';
-import { runPipeline } from './pipeline';
-import { createRunner, selectBackend, watchWebgpuDevice, webgpuDeviceInUse } from './sessions';
+import { img2imgStart, runPipeline } from './pipeline';
+import { createRunner, selectBackend, wasmThreads, watchWebgpuDevice, webgpuDeviceInUse } from './sessions';
+import { deviceReport } from './deviceReport';
 import { defaultStorage, type ModelStorage } from './storage';
 import { TextTokenizer } from './tokenizer';
 
@@ -150,20 +151,44 @@ export class Engine implements ImageEngine {
     const c = this.current;
     if (!c) throw notReady();
     const params = resolveParams(parsed, c.info);
-    const seeds = Array.from({ length: params.numImagesPerPrompt }, (_, b) => (params.seed + b) >>> 0);
+    // an animation's frames all carry the first seed (the animation spec says the rest)
+    const seeds = Array.from({ length: params.numImagesPerPrompt }, (_, b) => (params.animation ? params.seed : params.seed + b) >>> 0);
     const decoded: { index: number; image: GeneratedImage }[] = [];
+    const stepMs = stepDurations(params.imageToImage ? img2imgStart(params.numInferenceSteps, params.strength) : 0);
     const out = await runPipeline(c.model, params, parsed.image, {
       signal,
-      onStep: (step, total, msPerStep) => emit({ type: 'progress', stage: 'denoise', step, total, msPerStep }),
+      onStep: (step, total, msPerStep) => {
+        stepMs.add(step, msPerStep);
+        emit({ type: 'progress', stage: 'denoise', step, total, msPerStep });
+      },
       onPreview: (index, step, total, image) => emit({ type: 'preview', index, step, total, image }),
       onImage: (index, image) => decoded.push({ index, image }),
     });
-    // each image with the exact settings that make it again on its own (its seed, a batch of one)
+    const timings = { ...out.timings, stepMs: stepMs.values };
+    // each image with the exact settings that make it again on its own (its seed, a batch of one;
+    // an animation's frame: its spec, the frame being `index`)
     for (const { index, image } of decoded) {
-      emit({ type: 'image', index, image, params: { ...params, seed: seeds[index], numImagesPerPrompt: 1 }, modelId: c.info.id, shift: c.info.scheduler.shift, timings: out.timings });
+      emit({ type: 'image', index, image, params: { ...params, seed: seeds[index], numImagesPerPrompt: 1 }, modelId: c.info.id, shift: c.info.scheduler.shift, timings });
     }
-    return { request: 'generate', seeds, timings: out.timings };
+    return { request: 'generate', seeds, timings };
   }
+}
+
+/**
+ * Each denoise step's own duration, from the running average the pipeline reports after each step
+ * (msPerStep over the steps since the first one it runs, k): step s has taken avg * (s - k) so far.
+ */
+function stepDurations(k: number) {
+  const values: number[] = [];
+  let elapsed = 0;
+  return {
+    values,
+    add(step: number, msPerStep: number) {
+      const total = msPerStep * (step - k);
+      values.push(total - elapsed);
+      elapsed = total;
+    },
+  };
 }
 
 /** The request's values, or the model's defaults; checked against the model's own limits. */
@@ -175,13 +200,22 @@ export function resolveParams(p: GenerateParams, info: ModelInfo): ResolvedGener
     numInferenceSteps: p.numInferenceSteps ?? defaults.numInferenceSteps,
     guidanceScale: p.guidanceScale ?? defaults.guidanceScale,
     seed: p.seed ?? crypto.getRandomValues(new Uint32Array(1))[0],
-    numImagesPerPrompt: p.numImagesPerPrompt,
+    // an animation's frames are the batch
+    numImagesPerPrompt: p.animation ? p.animation.frames : p.numImagesPerPrompt,
     width: p.width ?? p.image?.width ?? defaults.width,
     height: p.height ?? p.image?.height ?? defaults.height,
     strength: p.strength,
     previewEvery: p.previewEvery,
     imageToImage: p.image !== undefined,
+    ...(p.animation && { animation: p.animation }),
   };
+  if (p.animation && p.animation.frames > limits.numImagesPerPrompt.max) {
+    const { max } = limits.numImagesPerPrompt;
+    throw badRequest(`An animation of ${p.animation.frames} frames is one batch of ${p.animation.frames} images; ${info.name} makes at most ${max} at a time.`, `Ask for 2 to ${max} frames.`);
+  }
+  if (p.animation?.kind === 'seed' && p.animation.to === r.seed) {
+    throw badRequest(`The seed animation goes from seed ${r.seed} to the same seed: every frame would be the same picture.`, 'Pick a second seed different from the first.');
+  }
   for (const key of ['numInferenceSteps', 'guidanceScale', 'numImagesPerPrompt'] as const) {
     const { min, max } = limits[key];
     if (r[key] < min || r[key] > max) throw badRequest(`"${key}" is ${r[key]}; ${info.name} allows ${min} to ${max}.`, `Set ${key} between ${min} and ${max}.`);
@@ -217,8 +251,9 @@ export async function openModel(options: LoadOptions, deps: LoadDeps, signal: Ab
   // 2. its family, before any large download, so an unsupported model costs nothing
   const family = detectFamily(opened, deps.families);
 
-  // 3. the backend
-  let backend = await selectBackend(options.backend);
+  // 3. the backend, with what the browser offers (shown with every run)
+  const report = await deviceReport(wasmThreads());
+  let backend: BackendInfo = { ...(await selectBackend(options.backend)), report };
   emit({ type: 'backend', info: backend });
 
   // 4. preflight, before any weight is downloaded: can this browser run it (WebGPU, shader-f16,
@@ -255,7 +290,7 @@ export async function openModel(options: LoadOptions, deps: LoadDeps, signal: Ab
     }
   } catch (e) {
     if (signal.aborted || backend.backend !== 'webgpu' || options.backend === 'webgpu') throw e;
-    backend = { backend: 'wasm', threads: backend.threads, fallbackReason: `WebGPU failed: ${(e as Error).message}` };
+    backend = { backend: 'wasm', threads: backend.threads, fallbackReason: `WebGPU failed: ${(e as Error).message}`, report };
     emit({ type: 'backend', info: backend });
     model = await family.load(familyContext(deps.store, folder, 'wasm', signal, prepare));
   }

@@ -5,12 +5,12 @@
 import { CancelledError, EngineError } from '../errors';
 import type { GenerateTimings, GeneratedImage } from '../protocol';
 import type { InitImage, ResolvedGenerateParams } from '../schema';
-import { doubleBatch, gatherRows, row } from './batch';
+import { doubleBatch, row } from './batch';
 import type { Conditioning, LoadedModel } from './family';
 import { gpuTraffic } from './device';
 import { denoiseOnDevice } from './deviceSampling';
 import { applyGuidance, usesGuidance } from './guidance';
-import { initialLatents } from './noise';
+import { batchConditioning, batchNoise } from './animation';
 import { eulerStep, getSigmas, getTimesteps } from './scheduler';
 import { output, type FloatTensor } from './tensor';
 
@@ -71,7 +71,7 @@ async function decode(model: LoadedModel, latents: FloatTensor): Promise<Generat
 }
 
 export async function runPipeline(model: LoadedModel, params: ResolvedGenerateParams, image: InitImage | undefined, hooks: PipelineHooks = {}): Promise<PipelineOutput> {
-  const { numInferenceSteps: N, guidanceScale, numImagesPerPrompt: B, width, height, seed, previewEvery } = params;
+  const { numInferenceSteps: N, guidanceScale, numImagesPerPrompt: B, width, height, previewEvery } = params;
   const { shift, numTrainTimesteps } = model.info.scheduler;
   const cfg = usesGuidance(guidanceScale);
   const check = (step: number) => {
@@ -81,17 +81,15 @@ export async function runPipeline(model: LoadedModel, params: ResolvedGeneratePa
   const readbacksAtStart = gpuTraffic.readbacks;
 
   // 1. encode the prompt (and the negative prompt, as the uncond half of the CFG batch), then
-  //    repeat to the batch: [uncond x B, cond x B] with CFG, [cond x B] without
-  const encoded = await model.encodePrompts(cfg ? [params.negativePrompt, params.prompt] : [params.prompt]);
-  const rows = cfg ? [...Array(B).fill(0), ...Array(B).fill(1)] : Array(B).fill(0);
-  const cond: Conditioning = Object.fromEntries(Object.entries(encoded).map(([k, t]) => [k, gatherRows(t, rows)]));
+  //    repeat to the batch: [uncond x B, cond x B] with CFG, [cond x B] without (a prompt
+  //    animation lerps the cond rows between its two prompts: animation.ts)
+  const cond: Conditioning = await batchConditioning(model, params, cfg);
   const t1 = now();
 
-  // 2. seeded initial noise, image b from seed + b: [B, C, h, w]
+  // 2. seeded initial noise, image b from seed + b (a seed animation slerps two seeds' noise): [B, C, h, w]
   const [C, h, w] = model.latentShape(width, height);
   const per = C * h * w;
-  const noise = new Float32Array(B * per);
-  for (let b = 0; b < B; b++) noise.set(initialLatents((seed + b) >>> 0, [1, C, h, w]), b * per);
+  const noise = batchNoise(params, [C, h, w]);
   const latents: FloatTensor = { data: noise, dims: [B, C, h, w] };
 
   // 3. shifted sigmas and timesteps; image-to-image starts at step k from the noised image
