@@ -86,9 +86,9 @@ try {
       await page.waitForFunction(() => window.benchReady === true);
       for (const build of ['studio', 'wasm-only']) {
         for (const t of threadCounts) {
-          const r = await page.evaluate((o) => window.forward(o), { build, threads: t, graph, warmup: 5, runs: forwardRuns });
+          const r = await page.evaluate((o) => window.forward(o), { build, threads: t, graph, warmup: 20, runs: forwardRuns });
           if (build === 'studio' && t === N) studioForward = r.ms;
-          emit({ row: 'wasm-forward', build, threads: r.threads, isolated: r.isolated, ms: round(r.ms), minMs: round(r.min), firstRunMs: round(r.firstMs), sessionCreateMs: round(r.createMs), runs: r.runs, vsNative: round(r.ms / native[t]) });
+          emit({ row: 'wasm-forward', build, threads: r.threads, isolated: r.isolated, ms: round(r.ms), minMs: round(r.min), firstRunMs: round(r.firstMs), sessionCreateMs: round(r.createMs), runs: r.runs, vsNative: round(r.ms / native[t]), firstForwardsMs: r.curve.slice(0, 20) });
         }
       }
     } finally {
