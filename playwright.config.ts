@@ -35,6 +35,8 @@ export default defineConfig({
   projects: [
     {
       name: 'webgpu',
+      // @wasm-only: a fault whose code path does not depend on the backend runs once, on WASM
+      grepInvert: /@wasm-only/,
       use: {
         launchOptions: { executablePath, args: [...baseArgs, '--enable-unsafe-webgpu'] },
       },
@@ -42,6 +44,8 @@ export default defineConfig({
     },
     {
       name: 'wasm',
+      // @webgpu-only: needs a GPU device (Chromium runs this project without WebGPU)
+      grepInvert: /@webgpu-only/,
       use: { launchOptions: { executablePath, args: [...baseArgs, '--disable-webgpu'] } },
       metadata: { backend: 'wasm' },
     },

@@ -124,10 +124,10 @@ describe('SupervisedEngine: a worker that stops answering (fault table 7c)', () 
     expect(events.filter((e) => e.id === gen.id && e.type === 'done')).toHaveLength(0);
   });
 
-  it('the bound follows the slowest step: 2 s steps may be silent for 40 s, not 41', async () => {
+  it('the bound follows the slowest step timed: 2 s steps may be silent for 40 s, not 41 (the warm-up estimate gives way)', async () => {
     start();
     last().started();
-    await loadModel();
+    await loadModel(5_000); // a slow warm-up: 100 s alone
     const gen = engine.generate({ prompt: 'cat' });
     const w = last();
     w.send({ type: 'progress', id: gen.id, stage: 'denoise', step: 1, total: 20, msPerStep: 2000 });
@@ -145,11 +145,28 @@ describe('SupervisedEngine: a worker that stops answering (fault table 7c)', () 
     last().started();
     await loadModel(1_000); // warm-up: 1 s at 64x64
     const gen = engine.generate({ prompt: 'cat', numImagesPerPrompt: 4 });
+    last().send({ type: 'progress', id: gen.id, stage: 'denoise', step: 1, total: 20, msPerStep: 4000 });
     vi.advanceTimersByTime(79_000); // 20 x 4 x 1 s = 80 s
     expect(last().terminated).toBe(false);
     vi.advanceTimersByTime(2_000);
     expect(workers).toHaveLength(2);
     await expect(gen.result).rejects.toMatchObject({ info: { name: 'WorkerError' } });
+  });
+
+  it('before the first step and after the last (encoding, compiling, decoding) a run may be silent for 2 minutes', async () => {
+    start();
+    last().started();
+    await loadModel();
+    const gen = engine.generate({ prompt: 'cat', numInferenceSteps: 2 });
+    vi.advanceTimersByTime(100_000);
+    last().send({ type: 'progress', id: gen.id, stage: 'denoise', step: 1, total: 2, msPerStep: 40 });
+    vi.advanceTimersByTime(40);
+    last().send({ type: 'progress', id: gen.id, stage: 'denoise', step: 2, total: 2, msPerStep: 40 });
+    vi.advanceTimersByTime(100_000); // decoding
+    expect(workers).toHaveLength(1);
+    vi.advanceTimersByTime(21_000);
+    expect(workers).toHaveLength(2);
+    await expect(gen.result).rejects.toMatchObject({ info: { message: expect.stringMatching(/did not answer for 12\d s while making an image \(the limit was 120 s\)/) } });
   });
 
   it('downloads report progress: a slow download is not a hang as long as bytes come', async () => {
@@ -170,6 +187,7 @@ describe('SupervisedEngine: a worker that stops answering (fault table 7c)', () 
     last().started();
     await loadModel();
     const gen = engine.generate({ prompt: 'cat' });
+    last().send({ type: 'progress', id: gen.id, stage: 'denoise', step: 1, total: 20, msPerStep: 40 });
     const cancelled = engine.cancel(gen.id);
     vi.advanceTimersByTime(11_000);
     await expect(gen.result).rejects.toMatchObject({ info: { name: 'CancelledError' } });
@@ -254,6 +272,13 @@ describe('SupervisedEngine: a worker that never starts (7a, 7b)', () => {
     await expect(job.result).rejects.toMatchObject({
       info: { message: 'The image engine could not start: its script failed while starting (Uncaught Error: worker script failed to initialise).' },
     });
+  });
+
+  it('a script that fails with no reason (a syntax error in a module worker) says so', async () => {
+    start({ diagnoseStart: async () => null });
+    const job = engine.load(MODEL);
+    last().crash(undefined);
+    await expect(job.result).rejects.toMatchObject({ info: { message: 'The image engine could not start: its script failed while starting (the browser gave no reason).' } });
   });
 
   it('a worker that never says it started is bounded too (60 s)', async () => {

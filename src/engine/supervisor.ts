@@ -43,8 +43,8 @@ interface Tracked {
   targetId?: string;
   /** The last progress stage the worker reported for this job. */
   stage?: ProgressEvent['stage'];
-  /** The last denoise step of a run and when it came, to time the next one. */
-  lastStep?: { step: number; at: number };
+  /** The last denoise step of a run (of `total`) and when it came, to time the next one. */
+  lastStep?: { step: number; total: number; at: number };
   /** When a load last said what it prepares: the last one before `done` is the warm-up run. */
   preparedAt?: number;
 }
@@ -86,7 +86,7 @@ export function interruptedRunError(reason: string, cause: Cause): EngineErrorIn
 
 /** A worker whose script never ran: `why` from diagnoseStart, else the error event's message. */
 export function startFailedError(why: string | null, message: string | null): EngineErrorInfo {
-  const what = why ? `its script ${why}` : message ? `its script failed while starting (${message})` : 'its script did not load';
+  const what = why ? `its script ${why}` : `its script failed while starting (${message ?? 'the browser gave no reason'})`;
   return {
     name: 'WorkerError',
     message: `The image engine could not start: ${what}.`,
@@ -238,7 +238,7 @@ export class SupervisedEngine implements ImageEngine {
     if (event.stage === 'denoise') {
       const last = job.lastStep;
       if (last && event.step > last.step) this.steps.observe((now - last.at) / (event.step - last.step), job.pixels ?? 1);
-      job.lastStep = { step: event.step, at: now };
+      job.lastStep = { step: event.step, total: event.total, at: now };
     }
   }
 
@@ -248,7 +248,7 @@ export class SupervisedEngine implements ImageEngine {
     this.defaults = { width, height };
     // the last `prepare` before done is the warm-up: encode, one step and decode at the defaults,
     // an upper bound for a step until real steps are timed
-    if (job.preparedAt !== undefined) this.steps.observe(now - job.preparedAt, width * height);
+    this.steps.reset(job.preparedAt === undefined ? null : now - job.preparedAt, width * height);
   }
 
   // ---- jobs ----
@@ -304,7 +304,10 @@ export class SupervisedEngine implements ImageEngine {
     if (running.kind === 'load') {
       return running.stage === 'prepare' ? { phase: 'prepare', expectedStepMs: null, doing: 'preparing the model' } : { phase: 'download', expectedStepMs: null, doing: 'loading the model' };
     }
-    return { phase: 'generate', expectedStepMs: this.steps.expected(running.pixels ?? 1), doing: 'making an image' };
+    const expectedStepMs = this.steps.expected(running.pixels ?? 1);
+    // between two steps the bound is tight; before the first (encoding, compiling) and after the last (decoding) it is not
+    const stepping = running.lastStep !== undefined && running.lastStep.step < running.lastStep.total;
+    return { phase: stepping ? 'step' : 'run-edge', expectedStepMs, doing: 'making an image' };
   }
 
   private tick(): void {

@@ -9,7 +9,11 @@ export const WATCHDOG = {
   minMs: 10_000,
   /** A run may go this many times the slowest step seen (per pixel) without an event. */
   stepFactor: 20,
-  /** A run before any step was timed: its first steps may compile kernels. */
+  /**
+   * A run before its first step or after its last one (text encoding, a decode, kernels compiled
+   * for a new shape: a first WebGPU run on a software adapter spends tens of seconds there), or a
+   * run before any step was timed; longer when 20 steps take longer.
+   */
   unmeasuredMs: 120_000,
   /** A worker that has not started, or a download with no byte for this long. */
   startMs: 60_000,
@@ -23,7 +27,7 @@ export const WATCHDOG = {
 export type WatchdogLimits = { -readonly [K in keyof typeof WATCHDOG]: number };
 
 /** What the worker is busy with, as far as the UI thread can tell from its events. */
-export type Phase = 'start' | 'download' | 'prepare' | 'generate' | 'request';
+export type Phase = 'start' | 'download' | 'prepare' | 'run-edge' | 'step' | 'request';
 
 /** Milliseconds of silence allowed in `phase`; `expectedStepMs` is the step-time estimate for the running image. */
 export function silenceBound(phase: Phase, expectedStepMs: number | null, limits: WatchdogLimits = WATCHDOG): number {
@@ -34,7 +38,9 @@ export function silenceBound(phase: Phase, expectedStepMs: number | null, limits
       return limits.downloadMs;
     case 'prepare':
       return limits.prepareMs;
-    case 'generate':
+    case 'run-edge':
+      return Math.max(limits.unmeasuredMs, limits.stepFactor * (expectedStepMs ?? 0));
+    case 'step':
       return expectedStepMs === null ? limits.unmeasuredMs : Math.max(limits.minMs, limits.stepFactor * expectedStepMs);
     case 'request':
       return limits.requestMs;
@@ -43,10 +49,19 @@ export function silenceBound(phase: Phase, expectedStepMs: number | null, limits
 
 /**
  * The slowest step seen, per image pixel (steps scale with batch size x width x height), so a
- * batch of 4 at a larger size gets a proportionally longer bound than the 1-image warm-up.
+ * batch of 4 at a larger size gets a proportionally longer bound than the 1-image warm-up. Until
+ * a run's steps are timed, an estimate stands in: the load's warm-up (encode, one step, decode and
+ * kernel compilation), an overestimate the first timed steps replace. A new load starts over.
  */
 export class StepTimes {
   private slowestPerPixel: number | null = null;
+  private estimatePerPixel: number | null = null;
+
+  /** A model (or backend) was loaded: earlier steps say nothing about it; `ms` at `pixels` is its warm-up. */
+  reset(ms: number | null, pixels: number): void {
+    this.slowestPerPixel = null;
+    this.estimatePerPixel = ms !== null && ms > 0 && pixels > 0 ? ms / pixels : null;
+  }
 
   observe(ms: number, pixels: number): void {
     if (!(ms > 0) || !(pixels > 0)) return;
@@ -54,9 +69,10 @@ export class StepTimes {
     if (this.slowestPerPixel === null || perPixel > this.slowestPerPixel) this.slowestPerPixel = perPixel;
   }
 
-  /** The step time to expect for `pixels` (images x width x height), or null before any was seen. */
+  /** The step time to expect for `pixels` (images x width x height), or null before anything was timed. */
   expected(pixels: number): number | null {
-    return this.slowestPerPixel === null ? null : this.slowestPerPixel * pixels;
+    const perPixel = this.slowestPerPixel ?? this.estimatePerPixel;
+    return perPixel === null ? null : perPixel * pixels;
   }
 }
 
