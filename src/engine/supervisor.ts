@@ -139,7 +139,8 @@ export class SupervisedEngine implements ImageEngine {
     const d = this.defaults;
     const width = params.width ?? params.image?.width ?? d?.width ?? 1;
     const height = params.height ?? params.image?.height ?? d?.height ?? 1;
-    const pixels = (params.numImagesPerPrompt ?? 1) * width * height;
+    // an animation's frames are its batch
+    const pixels = (params.animation?.frames ?? params.numImagesPerPrompt ?? 1) * width * height;
     return this.send({ id, kind: 'generate', listener, pixels }, () => this.client.generate(params, undefined, id)) as Job<GenerateResult>;
   }
 
