@@ -50,11 +50,11 @@ function Player() {
         <button type="button" data-testid="animation-play" aria-pressed={playing} onClick={() => setPlaying((p) => !p)}>
           {playing ? 'Pause' : 'Play'}
         </button>
-        <label className="runtool-inline">
-          fps
-          <input type="range" data-testid="animation-fps" min={FPS.min} max={FPS.max} step={1} value={fps} onChange={(e) => setFps(e.currentTarget.valueAsNumber)} />
-          <output data-testid="animation-fps-value">{fps}</output>
-        </label>
+        <div className="runtool-inline">
+          <label htmlFor="animation-fps">fps</label>
+          <input id="animation-fps" type="range" data-testid="animation-fps" min={FPS.min} max={FPS.max} step={1} value={fps} onChange={(e) => setFps(e.currentTarget.valueAsNumber)} />
+          <output htmlFor="animation-fps" data-testid="animation-fps-value">{fps}</output>
+        </div>
       </div>
       <div className="filmstrip-strip" role="group" aria-label="Animation frames">
         {frames.map((f, i) => (
@@ -130,25 +130,25 @@ export function AnimationPanel() {
         </label>
       </fieldset>
       {s.kind === 'seed' ? (
-        <label className="field">
-          <span>
+        <div className="field">
+          <label htmlFor="animation-to-seed">
             Seed B <span className="muted small">(from seed A = {seedA || '?'}, the seed field)</span>
-          </span>
-          <input type="text" inputMode="numeric" data-testid="animation-to-seed" value={s.toSeedText} disabled={running} onChange={(e) => s.setToSeedText(e.currentTarget.value)} placeholder="e.g. 43" />
-        </label>
+          </label>
+          <input id="animation-to-seed" type="text" inputMode="numeric" data-testid="animation-to-seed" value={s.toSeedText} disabled={running} onChange={(e) => s.setToSeedText(e.currentTarget.value)} placeholder="e.g. 43" />
+        </div>
       ) : (
-        <label className="field">
-          <span>
+        <div className="field">
+          <label htmlFor="animation-to-prompt">
             Prompt B <span className="muted small">(from the prompt, with seed A)</span>
-          </span>
-          <textarea rows={2} data-testid="animation-to-prompt" value={s.toPrompt} disabled={running} onChange={(e) => s.setToPrompt(e.currentTarget.value)} />
-        </label>
+          </label>
+          <textarea id="animation-to-prompt" rows={2} data-testid="animation-to-prompt" value={s.toPrompt} disabled={running} onChange={(e) => s.setToPrompt(e.currentTarget.value)} />
+        </div>
       )}
-      <label className="runtool-inline">
-        Frames
-        <input type="range" data-testid="animation-frames" min={ANIMATION_FRAMES.min} max={maxFrames} step={1} value={Math.min(s.frames, maxFrames)} disabled={running} onChange={(e) => s.setFrames(e.currentTarget.valueAsNumber)} />
-        <output data-testid="animation-frames-value">{Math.min(s.frames, maxFrames)}</output>
-      </label>
+      <div className="runtool-inline">
+        <label htmlFor="animation-frames">Frames</label>
+        <input id="animation-frames" type="range" data-testid="animation-frames" min={ANIMATION_FRAMES.min} max={maxFrames} step={1} value={Math.min(s.frames, maxFrames)} disabled={running} onChange={(e) => s.setFrames(e.currentTarget.valueAsNumber)} />
+        <output htmlFor="animation-frames" data-testid="animation-frames-value">{Math.min(s.frames, maxFrames)}</output>
+      </div>
       <div className="runtool-actions">
         <button type="button" className="primary" data-testid="animation-start" disabled={running || !ready} onClick={() => s.start({ ...studioStore.getState() })}>
           {running ? 'Making…' : 'Make animation'}
