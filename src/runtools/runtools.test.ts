@@ -82,6 +82,11 @@ describe('preview interval', () => {
     expect(costBoundEvery({ decodeMs: 5, msPerStep: 100 })).toBe(1);
     expect(costBoundEvery({ decodeMs: 1e6, msPerStep: 1 })).toBe(50);
     expect(costBoundEvery({ decodeMs: 5, msPerStep: 0 })).toBeNull();
+    // the last run previewed every 2 steps: its preview steps took 80 ms more than its plain 100 ms steps,
+    // more than its final decode (50 ms): that counts -> ceil(80 / 10) = 8
+    expect(costBoundEvery({ decodeMs: 50, msPerStep: 0, stepMs: [100, 180, 100, 180, 100, 100], previewEvery: 2 })).toBe(8);
+    // ... and where the preview steps cost less than the decode, the decode counts
+    expect(costBoundEvery({ decodeMs: 50, msPerStep: 0, stepMs: [100, 120, 100, 120, 100], previewEvery: 2 })).toBe(5);
   });
 
   it('uses PREVIEW_EVERY before any run, at least one preview per run, every step when recording, none when off', () => {

@@ -68,24 +68,34 @@ export function clampSeed(value: number): number | null {
 /** Live previews may cost at most this share of a run's denoise time. */
 export const MAX_PREVIEW_SHARE = 0.1;
 
-/** What the last run measured: one decode of its batch, and its steps. */
+/** What the last run measured: one decode of its batch, its steps, and how often it previewed. */
 export interface RunCost {
   decodeMs: number;
   msPerStep: number;
   stepMs?: number[];
+  previewEvery?: number;
 }
 
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
 /**
- * The fewest steps between previews that keep their cost under MAX_PREVIEW_SHARE: a preview
- * decodes the batch like the final decode does (decodeMs), so every k steps costs
- * decodeMs / (k * step) of the denoise time. The step is the median one, so the last run's own
- * preview steps do not count. null when the last run measured nothing usable.
+ * The fewest steps between previews that keep their cost under MAX_PREVIEW_SHARE of the denoise
+ * time: a preview every k steps costs preview / (k * step). A preview decodes the batch like the
+ * final decode (decodeMs); when the last run previewed, what its preview steps took beyond its
+ * plain ones counts if that was more. The step is a plain step's median. null when the last run
+ * measured nothing usable.
  */
 export function costBoundEvery(last: RunCost): number | null {
-  const steps = last.stepMs?.length ? [...last.stepMs].sort((a, b) => a - b) : [];
-  const step = steps.length ? steps[Math.floor(steps.length / 2)] : last.msPerStep;
-  if (!(step > 0) || !(last.decodeMs >= 0)) return null;
-  return Math.min(GENERATE_FIELDS.previewEvery.max, Math.max(1, Math.ceil(last.decodeMs / (MAX_PREVIEW_SHARE * step))));
+  const stepMs = last.stepMs ?? [];
+  const every = last.previewEvery ?? 0;
+  // stepMs[i] is the run's (i+1)-th step; it previewed after every `every` steps but the last
+  const previewed = (i: number) => every > 0 && (i + 1) % every === 0 && i < stepMs.length - 1;
+  const plain = stepMs.filter((_, i) => !previewed(i));
+  const withPreview = stepMs.filter((_, i) => previewed(i));
+  const step = plain.length ? median(plain) : last.msPerStep;
+  const preview = Math.max(last.decodeMs, withPreview.length && plain.length ? median(withPreview) - step : 0);
+  if (!(step > 0) || !(preview >= 0)) return null;
+  return Math.min(GENERATE_FIELDS.previewEvery.max, Math.max(1, Math.ceil(preview / (MAX_PREVIEW_SHARE * step))));
 }
 
 /**

@@ -96,6 +96,12 @@ function errorInfoOf(e: unknown): EngineErrorInfo {
   return info && isErrorName(info.name) ? info : toErrorInfo(e);
 }
 
+/** What the newest image's run measured, for the next run's preview interval. */
+function lastRunCost(state: StudioData) {
+  const last = state.images.at(-1);
+  return last ? { ...last.timings, previewEvery: last.params.previewEvery } : null;
+}
+
 /** The URL's `?backend=` in a browser, 'auto' elsewhere (tests, SSR). */
 function backendFromUrl(): BackendPreference {
   return typeof location === 'undefined' ? 'auto' : backendFromSearch(location.search);
@@ -137,7 +143,7 @@ export function createStudioStore(backendPreference: BackendPreference = backend
         negativePrompt: selectNegativePrompt(state),
         seed,
         numImagesPerPrompt: selectNumImagesPerPrompt(state),
-        previewEvery: previewEvery(state.livePreview, numInferenceSteps, { record: state.recordTrajectory, last: state.images.at(-1)?.timings }),
+        previewEvery: previewEvery(state.livePreview, numInferenceSteps, { record: state.recordTrajectory, last: lastRunCost(state) }),
         // before the model has loaded, absent values mean "the model's default" to the engine
         ...(numInferenceSteps !== null && { numInferenceSteps }),
         ...(guidanceScale !== null && { guidanceScale }),
