@@ -26,6 +26,8 @@ export interface PrecacheFile {
   /** Scope-relative URL ('' for index.html). */
   url: string;
   bytes: Uint8Array | string;
+  /** Its name carries a hash of its content (Vite's `[name]-[hash]` assets). */
+  hashed?: boolean;
 }
 
 /** The service worker's config: the files to precache and a version that changes with any of them. */
@@ -40,7 +42,12 @@ export function swConfig(files: PrecacheFile[], model: string, modelManifest: st
     throw new Error(`The embedded model's manifest.json is not JSON (${(e as Error).message}): re-export the model folder.`);
   }
   const modelFiles = Object.fromEntries(Object.entries(parsed.files ?? {}).map(([p, f]) => [p, f.sha256 ?? '']));
-  return { version: hash.digest('hex').slice(0, 16), shell: sorted.map((f) => f.url), model: { base: model, files: modelFiles } };
+  return {
+    version: hash.digest('hex').slice(0, 16),
+    shell: sorted.map((f) => f.url),
+    mutable: sorted.filter((f) => !f.hashed).map((f) => f.url),
+    model: { base: model, files: modelFiles },
+  };
 }
 
 function publicFiles(publicDir: string, rel: string): string[] {
@@ -73,7 +80,7 @@ export function webditPwa(opts: PwaOptions): Plugin {
       const files: PrecacheFile[] = [];
       for (const [name, out] of Object.entries(bundle)) {
         if (name.endsWith('.map')) continue;
-        files.push({ url: name === 'index.html' ? '' : name, bytes: out.type === 'chunk' ? out.code : out.source });
+        files.push({ url: name === 'index.html' ? '' : name, bytes: out.type === 'chunk' ? out.code : out.source, hashed: name !== 'index.html' });
       }
       const manifestPath = path.join(opts.model, 'manifest.json');
       for (const rel of [...opts.precache, manifestPath]) {

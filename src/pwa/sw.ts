@@ -21,8 +21,8 @@ sw.addEventListener('install', (event) => {
   event.waitUntil(
     (async () => {
       const cache = await caches.open(SHELL);
-      // cache: 'reload' skips the HTTP cache, so a stale copy of a file cannot enter a new build's cache
-      await cache.addAll(cfg.shell.map((u) => new Request(new URL(u, scope()).href, { cache: 'reload' })));
+      // files without a hash in their name skip the HTTP cache, so a stale copy cannot enter a new build's cache
+      await cache.addAll(cfg.shell.map((u) => new Request(new URL(u, scope()).href, { cache: cfg.mutable.includes(u) ? 'reload' : 'default' })));
       // a new build takes over at once: everything the page needs is loaded when it starts
       await sw.skipWaiting();
     })(),

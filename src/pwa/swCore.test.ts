@@ -10,6 +10,7 @@ const SHA_B = 'b'.repeat(64);
 const cfg: SwConfig = {
   version: '0123456789abcdef',
   shell: ['', 'assets/index-abc.js', 'assets/ort.wasm', 'favicon.ico', 'models/tiny/manifest.json'],
+  mutable: ['', 'favicon.ico', 'models/tiny/manifest.json'],
   model: { base: 'models/tiny/', files: { 'model_index.json': SHA_A, 'transformer/model.onnx': SHA_B } },
 };
 const get = (url: string, mode = 'cors') => routeFor({ method: 'GET', url, mode }, SCOPE, cfg);
@@ -68,21 +69,27 @@ describe('staleModelEntries', () => {
       `${SCOPE}models/other/model.onnx#sha256=${SHA_B}`, // another model folder
       `https://huggingface.co/webdit/sd3-tiny/resolve/main/unet/model.onnx#sha256=${SHA_B}`, // a Hub model
       `${base}model_index.json#git=${'c'.repeat(40)}`, // a key by git blob id: not the embedded model's format, kept
+      `${base}transformer/model.onnx?webdit-part=3#sha256=${SHA_B}`, // a part of the current transformer
+      `${base}transformer/model.onnx?webdit-part=0#sha256=${SHA_A}`, // a part of an older one
+      `${base}transformer/model.onnx?webdit-partial#sha256=${SHA_A}`, // an older one's unfinished download
     ];
-    expect(staleModelEntries(urls, SCOPE, cfg)).toEqual([urls[1], urls[2]]);
+    expect(staleModelEntries(urls, SCOPE, cfg)).toEqual([urls[1], urls[2], urls[7], urls[8]]);
   });
 
   it("understands the engine's own storage keys: what FileStore stores for a current file is kept, an older one is dropped", async () => {
     const storage = new MemoryStorage();
-    const bytes = new TextEncoder().encode('{"_class_name": "WebDiTPipeline"}');
-    const sha = createHash('sha256').update(bytes).digest('hex');
-    const store = new FileStore(storage, async () => new Response(bytes));
-    await store.ensure({ path: 'model_index.json', url: `${base}model_index.json`, bytes: bytes.length, sha256: sha }, () => undefined);
+    const small = new TextEncoder().encode('{"_class_name": "WebDiTPipeline"}');
+    const large = new Uint8Array(300_000).map((_, i) => (i * 7) & 255); // stored in parts
+    const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+    const bodies: Record<string, Uint8Array> = { [`${base}model_index.json`]: small, [`${base}transformer/model.onnx`]: large };
+    const store = new FileStore(storage, async (url) => new Response(bodies[url] as BlobPart));
+    await store.ensure({ path: 'model_index.json', url: `${base}model_index.json`, bytes: small.length, sha256: sha(small) }, () => undefined);
+    await store.ensure({ path: 'transformer/model.onnx', url: `${base}transformer/model.onnx`, bytes: large.length, sha256: sha(large) }, () => undefined);
     const keys = [...storage.entries.keys()];
-    expect(keys).toHaveLength(1);
-    const now: SwConfig = { ...cfg, model: { base: 'models/tiny/', files: { 'model_index.json': sha } } };
+    expect(keys.length).toBeGreaterThan(2);
+    const now: SwConfig = { ...cfg, model: { base: 'models/tiny/', files: { 'model_index.json': sha(small), 'transformer/model.onnx': sha(large) } } };
     expect(staleModelEntries(keys, SCOPE, now)).toEqual([]);
-    const next: SwConfig = { ...cfg, model: { base: 'models/tiny/', files: { 'model_index.json': SHA_A } } };
-    expect(staleModelEntries(keys, SCOPE, next)).toEqual(keys);
+    const next: SwConfig = { ...cfg, model: { base: 'models/tiny/', files: { 'model_index.json': SHA_A, 'transformer/model.onnx': sha(large) } } };
+    expect(staleModelEntries(keys, SCOPE, next)).toEqual(keys.filter((k) => k.includes('model_index.json')));
   });
 });

@@ -20,6 +20,12 @@ export interface SwConfig {
   version: string;
   /** Scope-relative URLs to precache ('' is the scope itself: index.html). */
   shell: string[];
+  /**
+   * The shell files whose name does not change with their content (index.html, the public dir's):
+   * installed past the HTTP cache. The others carry a content hash in their name, so the copy the
+   * first visit just put in the HTTP cache is the right one (ORT's 26 MB .wasm is not fetched twice).
+   */
+  mutable: string[];
   /** The embedded model: its folder (scope-relative, ending in '/') and its files' sha256 by path. */
   model: { base: string; files: Record<string, string> };
 }

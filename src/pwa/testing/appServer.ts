@@ -3,6 +3,7 @@
  * (src/pwa/csp.ts), and lets a test change what it serves (`overrides`: a new deploy) or take it
  * off the network (`down`: every connection is dropped, as when the server or the network is gone).
  */
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -23,7 +24,7 @@ const TYPES: Record<string, string> = {
 
 export interface AppServer {
   url: string;
-  /** Paths asked for (with their query), in order. */
+  /** `<status> <path>` of every answer, in order (304: the browser's HTTP cache copy was still good). */
   requests: string[];
   /** Path -> body served instead of the file (e.g. a new /sw.js or /index.html). */
   overrides: Map<string, string | Uint8Array>;
@@ -42,7 +43,6 @@ export async function startAppServer(dir: string): Promise<AppServer> {
       return;
     }
     const url = new URL(req.url ?? '/', 'http://x');
-    state.requests.push(url.pathname + url.search);
     let rel = decodeURIComponent(url.pathname);
     let file = path.join(root, rel);
     if (!file.startsWith(root + path.sep) && file !== root) {
@@ -55,8 +55,13 @@ export async function startAppServer(dir: string): Promise<AppServer> {
       file = path.join(root, rel);
     }
     const body = state.overrides.get(rel) ?? fs.readFileSync(file);
-    res.writeHead(200, { ...securityHeaders('header'), 'content-type': TYPES[path.extname(rel)] ?? 'application/octet-stream', 'cache-control': 'no-cache' });
-    res.end(body);
+    // as vite preview (sirv): no-cache with an ETag, so the browser revalidates and may keep its copy
+    const etag = `"${createHash('sha1').update(body).digest('hex')}"`;
+    const headers = { ...securityHeaders('header'), 'content-type': TYPES[path.extname(rel)] ?? 'application/octet-stream', 'cache-control': 'no-cache', etag };
+    const status = req.headers['if-none-match'] === etag ? 304 : 200;
+    state.requests.push(`${status} ${url.pathname}${url.search}`);
+    res.writeHead(status, headers);
+    res.end(status === 304 ? undefined : body);
   });
   server.keepAliveTimeout = 120_000;
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
