@@ -4,6 +4,7 @@ import { ControlsPanel } from './components/ControlsPanel';
 import { Filmstrip } from './components/Filmstrip';
 import { HistoryGallery } from './components/HistoryGallery';
 import { ImagePanel } from './components/ImagePanel';
+import { ModelPicker } from './components/ModelPicker';
 import { TimingPanel } from './components/TimingPanel';
 import { useShortcuts } from './components/useShortcuts';
 import { selectAppState } from './store/selectors';
@@ -22,6 +23,7 @@ export function App() {
             WebDiT <span className="brand-sub">studio</span>
           </h1>
           {modelName && <span className="model-name">{modelName}</span>}
+          <ModelPicker />
         </div>
         <BackendControls />
       </header>

@@ -7,6 +7,7 @@ import { connectHistory, historyStore } from './history/store';
 import { connectEngine } from './store/connect';
 import { registerServiceWorker } from './pwa/register';
 import { connectRunTools } from './runtools/connect';
+import { loadOptionsFromSearch } from './models/url';
 import { modelUrlFromSearch } from './store/params';
 import { browserStorage, readSavedForm, saveFormOnChange } from './store/persist';
 import { ignoredNotice, parseShareLink, withoutShareParams } from './store/share';
@@ -56,7 +57,8 @@ function startEngine(): boolean {
     studioStore.getState().reportError({ name: 'BadRequestError', message: `${model.error} The embedded model is loaded instead.`, action: 'Use ?model=owner/name (a Hugging Face repo) or the URL of a model folder.' });
     return true;
   }
-  studioStore.getState().loadModel(model.url);
+  // ?t5=on|off: SD3's T5 asked for or left out (absent: the engine leaves it out only when it would not fit)
+  studioStore.getState().loadModel(model.url, loadOptionsFromSearch(location.search));
   return true;
 }
 

@@ -14,6 +14,8 @@ export interface ModelState {
   requestId: string | null;
   /** Model folder URL of the latest load, kept so a backend switch can load it again. */
   url: string | null;
+  /** Components the latest load was asked to leave out (SD3's T5); undefined: the engine decided. */
+  skipComponents?: string[];
   /** Download progress per file of the latest load, in the order the engine reported them. */
   files: Record<string, FileProgress>;
   /** Latest `prepare` progress of the latest load ("Starting WebGPU sessions"). */

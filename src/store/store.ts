@@ -62,8 +62,12 @@ export interface StudioActions {
   /** Says what the form could not take (a link's unreadable values). */
   reportFormNotice(text: string): void;
   dismissFormNotice(): void;
-  /** Loads a model folder (URL ending in '/') with the current backend preference; a load in flight is cancelled first. */
-  loadModel(modelUrl: string): void;
+  /**
+   * Loads a model folder (URL ending in '/') with the current backend preference; a load in flight is
+   * cancelled first. `skipComponents` (e.g. SD3's T5) is kept for later loads of the same folder
+   * (retry, backend switch); without options the engine decides what fits.
+   */
+  loadModel(modelUrl: string, options?: { skipComponents?: string[] }): void;
   /** Sends a generate; pressed while the model loads, the run waits in the store until the model is ready. */
   generate(): void;
   /** Sends the run that waits for the model, once the model is ready (connectEngine calls it after each event). */
@@ -247,14 +251,15 @@ export function createStudioStore(backendPreference: BackendPreference = backend
       reportFormNotice: (formNotice) => set({ formNotice }),
       dismissFormNotice: () => set({ formNotice: null }),
 
-      loadModel: (modelUrl) => {
+      loadModel: (modelUrl, options) => {
         if (!engine) return set({ error: noEngine });
         const { model, backendPreference } = get();
         // The new load replaces the one in flight; the engine keeps its current model until one succeeds.
         if (model.status === 'loading' && model.requestId !== null) cancelJob(model.requestId);
-        const job = engine.load({ modelUrl, backend: backendPreference });
+        const skipComponents = options ? options.skipComponents : modelUrl === model.url ? model.skipComponents : undefined;
+        const job = engine.load({ modelUrl, backend: backendPreference, ...(skipComponents && { skipComponents }) });
         set({
-          model: { ...model, status: 'loading', requestId: job.id, url: modelUrl, files: {}, message: null, loadingBackend: null },
+          model: { ...model, status: 'loading', requestId: job.id, url: modelUrl, skipComponents, files: {}, message: null, loadingBackend: null },
           error: null,
           notice: null,
         });

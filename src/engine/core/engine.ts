@@ -10,6 +10,7 @@ import { type FamilyContext, type LoadedModel, type ModelFamily } from './family
 import { browserLocks, checkFileSize, FileStore, LARGE_FILE_BYTES, type Fetcher, type Locks } from './files';
 import { componentFiles, openFolder, readComponentJson, readComponentText, type ModelFolder } from './folder';
 import { JobQueue } from './jobs';
+import { defaultFetcher } from './localFolder';
 import { planLoad, usedFiles } from './preflight';
 import { externalDataPaths } from './onnxExternal';
 import { img2imgStart, runPipeline } from './pipeline';
@@ -88,7 +89,8 @@ export class Engine implements ImageEngine {
   private deps: LoadDeps;
 
   constructor(private opts: EngineOptions = {}) {
-    const fetcher = opts.fetcher ?? ((url, init) => fetch(url, init));
+    // the network, and model folders the user opened from disk (answered from storage)
+    const fetcher = opts.fetcher ?? defaultFetcher();
     const store = new FileStore(opts.storage ?? defaultStorage(), fetcher, { locks: opts.locks ?? browserLocks() });
     this.deps = { fetcher, store, families: opts.families ?? FAMILIES, storageFree: opts.storageFree ?? browserStorageFree };
   }

@@ -108,12 +108,18 @@ function used(needs: ModelNeeds, skip: ReadonlySet<string>) {
   return { graphs, weightBytes, missing, largestGraph };
 }
 
+/** Why the graphs need shader-f16 (declared, or the first graph with float16 inputs/outputs), or null. */
+function float16Why(needs: ModelNeeds, graphs: GraphNeeds[]): string | null {
+  const g = graphs.find((x) => x.float16Io.length);
+  return needs.float16 ?? (g ? `${g.name} takes and gives float16 tensors: ${g.float16Io.join(', ')}` : null);
+}
+
 /** Why WebGPU cannot run these graphs on this adapter (empty: it can). */
 function gpuProblems(needs: ModelNeeds, graphs: GraphNeeds[], env: Environment): { need: string; have: string }[] {
   const a = env.adapter;
   if (!a) return [{ need: 'webgpu', have: env.webgpuApi ? 'this browser has WebGPU but no adapter (GPU blocklisted or disabled)' : 'this browser has no WebGPU' }];
   const out: { need: string; have: string }[] = [];
-  const f16 = needs.float16 ?? (graphs.some((g) => g.float16Io.length) ? `${graphs.find((g) => g.float16Io.length)!.name} takes float16 tensors` : null);
+  const f16 = float16Why(needs, graphs);
   if (f16 && !a.shaderF16) out.push({ need: 'shader-f16', have: `this browser has WebGPU without it (adapter: ${a.description})` });
   const limit = Math.min(a.maxBufferSize, a.maxStorageBufferBindingSize);
   const big = graphs.filter((g) => g.largestTensor !== null && g.largestTensor > limit);
@@ -174,7 +180,7 @@ function tryPlan(needs: ModelNeeds, env: Environment, preference: BackendPrefere
   const fitsWasm = needs.webgpu === null && weightBytes <= WASM_WEIGHT_BUDGET;
   const wasmWhy = needs.webgpu ?? `its weights are ${gb(weightBytes)}, more than the ${gb(WASM_MEMORY_BYTES)} WebAssembly memory WASM runs in holds with room to run`;
   const gpu = gpuProblems(needs, graphs, env);
-  const f16Why = needs.float16 ?? graphs.find((g) => g.float16Io.length)?.name.concat(' takes float16 tensors') ?? null;
+  const f16Why = float16Why(needs, graphs);
 
   // 1. the backend
   let backend: BackendInfo = selected;
@@ -335,4 +341,11 @@ export async function planLoad(
     readGraphs: (g) => gpuMayRun && ((!a!.shaderF16 && declared.float16 === null) || largestFileOf(folder, g) > limit),
   });
   return decide(needs, env, o.preference, o.selected, o.asked);
+}
+
+/** The backend sessions.ts' selectBackend would pick, for the page (which does not load ORT): WebGPU on a hardware adapter, or when forced. */
+export function guessBackend(env: Environment, preference: BackendPreference, threads = 1): BackendInfo {
+  const a = env.adapter;
+  if (preference !== 'wasm' && a && (preference === 'webgpu' || !a.fallback)) return { backend: 'webgpu', adapter: a.description, shaderF16: a.shaderF16, threads };
+  return { backend: 'wasm', threads, ...(preference !== 'wasm' && { fallbackReason: a ? 'only a software WebGPU adapter is available' : 'no WebGPU' }) };
 }
