@@ -106,7 +106,7 @@ export interface GeneratedImage {
 
 /** One finished image of a generate job, with everything needed to make it again. */
 export interface ImageResult {
-  /** Position in the batch: seed = params.seed + index. */
+  /** Position in the batch: seed = params.seed + index (an animation's frame: all carry seed A and params.animation). */
   index: number;
   image: GeneratedImage;
   /** The settings that made exactly this image (seed included; no init image pixels). */
