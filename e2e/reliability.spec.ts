@@ -94,10 +94,7 @@ async function expectBanner(page: Page, name: string, message: string | RegExp, 
   await expect(page.getByTestId(`fix-${fix}`)).toBeVisible();
   await expect(banner).not.toContainText(/\breload\b/i);
   await expect(banner).toHaveAttribute('role', 'alert');
-  if (inView) {
-    await expect(banner).toBeInViewport();
-    await expect(page.getByTestId('generate')).toBeInViewport();
-  }
+  if (inView) await expect(banner).toBeInViewport();
 }
 
 /**
@@ -241,19 +238,27 @@ test('a manifest that lists 2^40 bytes: a clear refusal naming the file, before 
   await expectReferenceImage(page, backend);
 });
 
-test('a connection reset and a body that breaks off mid-stream: "could not download X" with Retry download (4h, 9a) @wasm-only', async ({ page, context }, info) => {
+test('a 404, a connection reset and a body that breaks off mid-stream: each says what happened, with Retry download (4a, 4h, 9a) @wasm-only', async ({ page, context }, info) => {
   const backend = backendOf(info);
   await stubWorker(context, FAULTS);
-  let reset = true;
-  await context.route(/\/transformer\/model\.onnx$/, (route) => (reset ? route.abort('connectionreset') : route.continue()));
+  let fault: '404' | 'reset' | null = '404';
+  await context.route(/\/transformer\/model\.onnx$/, (route) =>
+    fault === '404' ? route.fulfill({ status: 404, body: 'Not Found' }) : fault === 'reset' ? route.abort('connectionreset') : route.continue(),
+  );
   await page.goto(`/?backend=${backend}`);
   await fillForm(page);
+  await expectBanner(page, 'ModelError', /^Could not download transformer\/model\.onnx: the server answered 404 Not Found for \/models\/webdit-tiny\/transformer\/model\.onnx\.$/, 'retry-load');
+  await expect(page.getByTestId('error-action')).toHaveText(/^The model folder is incomplete/);
+  await expect(page.getByTestId('fix-retry-load')).toHaveText('Retry download');
+
+  fault = 'reset';
+  await page.getByTestId('fix-retry-load').click();
   await expectBanner(page, 'DownloadError', /^Could not download transformer\/model\.onnx \(.+\)\.$/, 'retry-load');
   await expect(page.getByTestId('fix-retry-load')).toHaveText('Retry download');
   await formKept(page);
 
   // the body breaks off twice: one automatic retry past the HTTP cache, then the banner
-  reset = false;
+  fault = null;
   const worker = await engineWorker(page);
   await worker.evaluate(() => ((self as unknown as { __webditCuts: number }).__webditCuts = 2));
   await page.getByTestId('fix-retry-load').click();
@@ -353,6 +358,22 @@ test('the worker script 404s: the banner says so without backend advice, and Res
   await expectReferenceImage(page, backend);
 });
 
+test('a worker script that throws while starting: its message, and Restart engine loads the model (7b) @wasm-only', async ({ page, context }, info) => {
+  const backend = backendOf(info);
+  await stubWorker(context, `throw new Error('worker script failed to initialise');`);
+  await page.goto(`/?backend=${backend}`);
+  await fillForm(page);
+  await expectBanner(page, 'WorkerError', 'The image engine could not start: its script failed while starting (Uncaught Error: worker script failed to initialise).', 'restart-engine');
+  await expect(page.getByTestId('error-banner')).not.toContainText(/wasm|webgpu|backend/i);
+  await formKept(page);
+  await context.unroute(WORKER_SCRIPT);
+  await page.getByTestId('fix-restart-engine').click();
+  await waitReady(page);
+  await fillSliders(page);
+  await runTo(page, 'generate');
+  await expectReferenceImage(page, backend);
+});
+
 test('a worker that exits silently mid-run: the watchdog restarts it, the model reloads from storage, Run again makes the image (7c)', async ({ page, context }, info) => {
   const backend = backendOf(info);
   await stubWorker(context, FAULTS);
@@ -363,7 +384,7 @@ test('a worker that exits silently mid-run: the watchdog restarts it, the model 
 
   const old = await arm(page, 'close');
   await page.getByTestId('generate').click();
-  await expectBanner(page, 'WorkerError', /^The engine stopped while this image was being made: it did not answer for \d+ s while making an image \(the limit was \d+ s\)\.$/, 'run-again', { inView: true });
+  await expectBanner(page, 'WorkerError', /^The engine stopped while this image was being made: it did not answer for \d+(\.\d)? s while making an image \(the limit was \d+(\.\d)? s\)\.$/, 'run-again', { inView: true });
   await expect(page.getByTestId('error-action')).toHaveText('It was restarted and reloads the model from browser storage. Press Run again. Your settings and images are kept.');
   await engineWorker(page, old);
   await waitReady(page);
@@ -385,10 +406,10 @@ test('a worker that hangs mid-run is replaced after the bound, and Run again mak
   await arm(page, 'hang');
   await page.getByTestId('generate').click();
   await expect(page.getByTestId('status')).toHaveText(/^Generating/);
-  await expectBanner(page, 'WorkerError', /^The engine stopped while this image was being made: it did not answer for \d+ s while making an image \(the limit was \d+ s\)\.$/, 'run-again', { inView: true });
+  await expectBanner(page, 'WorkerError', /^The engine stopped while this image was being made: it did not answer for \d+(\.\d)? s while making an image \(the limit was \d+(\.\d)? s\)\.$/, 'run-again', { inView: true });
   // silent a little past the bound (20 x the slowest step timed, at least 10 s), then replaced
   const text = (await page.getByTestId('error-message').textContent())!;
-  const [silent, limit] = text.match(/\d+(?= s)/g)!.map(Number);
+  const [silent, limit] = text.match(/[\d.]+(?= s)/g)!.map(Number);
   expect(limit).toBeGreaterThanOrEqual(10);
   expect(silent).toBeGreaterThan(limit);
   expect(silent).toBeLessThanOrEqual(limit + 2);
@@ -426,7 +447,8 @@ test('a lost WebGPU device fails the run with a clear message; the engine restar
   await runTo(page, 'generate');
   const old = await arm(page, 'lose-device');
   await page.getByTestId('generate').click();
-  await expectBanner(page, 'DeviceLostError', /^The GPU device was lost/, 'run-again', { inView: true });
+  await expectBanner(page, 'DeviceLostError', 'The GPU device was lost while this image was being made (it was destroyed).', 'run-again', { inView: true });
+  await expect(page.getByTestId('error-action')).toHaveText('The engine starts again on a new device and reloads the model from browser storage. Press Run again. Your settings and images are kept.');
   await engineWorker(page, old);
   await waitReady(page);
   await expect(page.getByTestId('backend-badge')).toHaveAttribute('data-backend', 'webgpu');

@@ -60,6 +60,15 @@ export const modelError = (message: string, action: string, fix?: ErrorFix) => n
 export const downloadError = (message: string, action = 'Check your connection, then press Retry download. Files already downloaded are kept.') =>
   new EngineError('DownloadError', message, action, 'retry-load');
 
+/** The GPU device under the model was lost (destroyed, a driver reset): the run fails; the engine restarts on a new device. */
+export const deviceLostError = (why: string, during: 'load' | 'generate' = 'generate') =>
+  new EngineError(
+    'DeviceLostError',
+    `The GPU device was lost while ${during === 'load' ? 'the model was loading' : 'this image was being made'} (${why}).`,
+    'The engine starts again on a new device and reloads the model from browser storage. Press Run again. Your settings and images are kept.',
+    'run-again',
+  );
+
 export class CancelledError extends EngineError {
   constructor(what: string) {
     super('CancelledError', `${what} was cancelled.`, 'Start it again when you are ready.');

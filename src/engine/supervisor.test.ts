@@ -109,7 +109,7 @@ describe('SupervisedEngine: a worker that stops answering (fault table 7c)', () 
 
     await expect(gen.result).rejects.toMatchObject({ info: { name: 'WorkerError', fix: 'run-again' } });
     const [err] = errorsOf(gen.id) as Extract<WorkerEvent, { type: 'error' }>[];
-    expect(err.error.message).toMatch(/^The engine stopped while this image was being made: it did not answer for 1\d s while making an image \(the limit was 10 s\)\.$/);
+    expect(err.error.message).toMatch(/^The engine stopped while this image was being made: it did not answer for 1\d\.\d s while making an image \(the limit was 10\.0 s\)\.$/);
     expect(err.error.action).toMatch(/Run again/);
     expect(err.error.action).not.toMatch(/reload the page/i);
 
@@ -216,9 +216,10 @@ describe('SupervisedEngine: a worker that crashes (7d) or loses its GPU', () => 
     await loadModel();
     const gen = engine.generate({ prompt: 'cat' });
     const old = last();
-    old.send({ type: 'engine', id: 'worker', state: 'device-lost', message: 'the device was destroyed' });
+    old.send({ type: 'engine', id: 'worker', state: 'device-lost', message: 'it was destroyed' });
     expect(old.terminated).toBe(true);
-    await expect(gen.result).rejects.toMatchObject({ info: { name: 'DeviceLostError', fix: 'run-again', message: 'The GPU device was lost while this image was being made (the GPU device was lost: the device was destroyed).' } });
+    await expect(gen.result).rejects.toMatchObject({ info: { name: 'DeviceLostError', fix: 'run-again', message: 'The GPU device was lost while this image was being made (it was destroyed).' } });
+    expect(events.find((e) => e.type === 'engine' && e.state === 'restarting')).toMatchObject({ reason: 'the GPU device was lost: it was destroyed' });
     expect(last().posted[0]).toMatchObject({ type: 'load', ...MODEL });
   });
 

@@ -13,6 +13,7 @@
  */
 import { EngineClient, JobError, type WorkerLike } from './client';
 import { nextJobId } from './core/jobs';
+import { deviceLostError } from './errors';
 import type { GenerateParams, GenerateRequestParams } from './schema';
 import {
   WORKER_ID,
@@ -68,14 +69,7 @@ const SETTINGS_KEPT = 'Your settings and images are kept.';
 
 /** What the run a replaced worker took with it ends with. */
 export function interruptedRunError(reason: string, cause: Cause): EngineErrorInfo {
-  if (cause === 'device-lost') {
-    return {
-      name: 'DeviceLostError',
-      message: `The GPU device was lost while this image was being made (${reason}).`,
-      action: `The engine started again on a new device and reloads the model from browser storage. Press Run again. ${SETTINGS_KEPT}`,
-      fix: 'run-again',
-    };
-  }
+  if (cause === 'device-lost') return deviceLostError(reason).toInfo();
   return {
     name: 'WorkerError',
     message: `The engine stopped while this image was being made: ${reason}.`,
@@ -211,7 +205,7 @@ export class SupervisedEngine implements ImageEngine {
       if (event.state === 'started') this.started = true;
       if (event.state === 'fault') console.warn(`[webdit] engine worker: ${event.message}`);
       this.forward(event);
-      if (event.state === 'device-lost') this.replace(`the GPU device was lost: ${event.message}`, 'device-lost');
+      if (event.state === 'device-lost') this.replace(event.message, 'device-lost');
       return;
     }
     this.started = true; // (a worker that answers has started, whatever came first)
@@ -322,7 +316,8 @@ export class SupervisedEngine implements ImageEngine {
   // ---- replacing the worker ----
 
   /** Terminate the worker, answer for what it took with it, start a new one and load the model again. */
-  private replace(reason: string, cause: Cause): void {
+  private replace(detail: string, cause: Cause): void {
+    const reason = cause === 'device-lost' ? `the GPU device was lost: ${detail}` : detail;
     this.unsubscribe();
     this.client.dispose();
     const now = this.now();
@@ -350,7 +345,7 @@ export class SupervisedEngine implements ImageEngine {
       } else if (cancelled.has(job.id)) {
         this.fail(job.id, { name: 'CancelledError', message: 'Generation was cancelled.', action: 'Start it again when you are ready.' });
       } else {
-        this.fail(job.id, interruptedRunError(reason, cause));
+        this.fail(job.id, interruptedRunError(detail, cause));
       }
     }
     this.spawn();

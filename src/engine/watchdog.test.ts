@@ -64,6 +64,7 @@ describe('StepTimes: the slowest step per pixel', () => {
 
 it('formatBound reads like a person would say it', () => {
   expect(formatBound(1234)).toBe('1.2 s');
-  expect(formatBound(10_000)).toBe('10 s');
+  expect(formatBound(10_000)).toBe('10.0 s');
+  expect(formatBound(10_449)).toBe('10.4 s');
   expect(formatBound(160_400)).toBe('160 s');
 });

@@ -76,5 +76,5 @@ export class StepTimes {
   }
 }
 
-/** "1.2 s" / "40 s": a bound as a person reads it. */
-export const formatBound = (ms: number) => (ms < 10_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms / 1000)} s`);
+/** "10.4 s" / "160 s": a silence or a bound as a person reads it (a tenth is kept where it tells 10.4 from 10.0). */
+export const formatBound = (ms: number) => (ms < 100_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms / 1000)} s`);

@@ -3,7 +3,7 @@
  * LoadedModel -> images. Jobs run one at a time through the JobQueue.
  */
 import { detectFamily, FAMILIES } from '../families';
-import { badRequest, CancelledError, EngineError, modelError, notReady } from '../errors';
+import { badRequest, CancelledError, deviceLostError, EngineError, modelError, notReady } from '../errors';
 import type { BackendInfo, GeneratedImage, GenerateResult, ImageEngine, Job, JobListener, LoadOptions, LoadResult, ModelInfo, StorageReport } from '../protocol';
 import { parseGenerateParams, type GenerateParams, type GenerateRequestParams, type ResolvedGenerateParams } from '../schema';
 import { type FamilyContext, type LoadedModel, type ModelFamily } from './family';
@@ -139,7 +139,7 @@ export class Engine implements ImageEngine {
   /** The GPU device is gone: the model on it cannot run again, and the job on it fails now. */
   private deviceLost(why: string): void {
     this.current = null;
-    this.queue.failRunning((what) => new EngineError('DeviceLostError', `The GPU device was lost: ${why}. ${what} stopped.`, 'The engine starts again on a new device and reloads the model from browser storage; then press Run again.', 'run-again'));
+    this.queue.failRunning((_what, kind) => deviceLostError(why, kind));
     this.opts.onDeviceLost?.(why);
   }
 

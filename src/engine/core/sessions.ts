@@ -352,6 +352,6 @@ export async function watchWebgpuDevice(onLost: (why: string) => void): Promise<
   const device = await held;
   if (!device?.lost || watchedDevices.has(device)) return !!device?.lost;
   watchedDevices.add(device);
-  void device.lost.then((info) => onLost(`${info.reason === 'destroyed' ? 'the device was destroyed' : 'the driver or GPU process reset it'}${info.message ? ` (${info.message})` : ''}`));
+  void device.lost.then((info) => onLost(info.reason === 'destroyed' ? 'it was destroyed' : `the driver or GPU process reset it${info.message ? `: ${info.message}` : ''}`));
   return true;
 }
