@@ -36,6 +36,12 @@ export interface DeviceOps {
   run(feeds: Record<string, Feed>): Promise<Record<string, DeviceTensor>>;
   /** A tensor back to the host, as float32 (a GPU -> CPU read on WebGPU: counted). */
   read(t: DeviceTensor): Promise<FloatTensor>;
+  /**
+   * Resolves when the device has finished the work submitted so far (no data moves). Runs on
+   * WebGPU return once their work is queued: without this a step's progress event would time the
+   * submission, and the whole loop would wait in the final read.
+   */
+  sync(): Promise<void>;
   /** The CFG + Euler step for this shape, on the same device (made once per shape, freed with the runner). */
   stepper(spec: StepSpec): Promise<Stepper>;
 }

@@ -74,6 +74,8 @@ export async function denoiseOnDevice(a: DeviceDenoise): Promise<Float32Array> {
       drop(latents);
       latents = hold(next.latents);
       input = next.modelInput ? hold(next.modelInput) : latents;
+      // the step is done on the device before it is reported (progress, the watchdog, a cancel within one step)
+      await device.sync();
       let x0: FloatTensor | undefined;
       if (next.x0) {
         hold(next.x0);

@@ -201,6 +201,11 @@ class OrtRunner implements GraphRunner {
         if (!(t instanceof OrtDeviceTensor)) throw new Error('read: a device tensor from another runtime.');
         return download(t.tensor);
       },
+      sync: async () => {
+        if (location !== 'gpu-buffer') return;
+        const device = (await (ort.env.webgpu as { device?: GPUDevice | Promise<GPUDevice> }).device) as GPUDevice | undefined;
+        await device?.queue.onSubmittedWorkDone();
+      },
       stepper: async (spec) => {
         const key = stepKey(spec);
         let made = this.steppers.get(key);
