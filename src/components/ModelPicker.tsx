@@ -86,6 +86,7 @@ export function ModelPicker() {
   const busy = useStudio((s) => s.generation.status !== 'idle');
 
   const entries = useMemo<Entry[]>(() => {
+    if (!open) return [];
     const hub = hubFromSearch(location.search);
     const list: Entry[] = [{ key: 'embedded', name: 'WebDiT tiny (built in)', url: EMBEDDED_MODEL_URL, choice: { model: null } }];
     const seen = new Set([EMBEDDED_MODEL_URL]);
@@ -108,7 +109,7 @@ export function ModelPicker() {
       list.push({ key: k.key, name: k.name, url, choice: { model: k.repo, hub: null }, known: k });
     }
     return list;
-  }, [modelUrl, modelName, recent]);
+  }, [open, modelUrl, modelName, recent]);
 
   const inspect = useCallback(
     (url: string) => {

@@ -338,7 +338,8 @@ export async function planLoad(
   const limit = a ? Math.min(a.maxBufferSize, a.maxStorageBufferBindingSize) : Infinity;
   const needs = await modelNeeds(folder, family, o.store, {
     signal: o.signal,
-    readGraphs: (g) => gpuMayRun && ((!a!.shaderF16 && declared.float16 === null) || largestFileOf(folder, g) > limit),
+    // (never of a component the user left out: its files are not downloaded at all)
+    readGraphs: (g) => gpuMayRun && !o.asked?.includes(g.component) && ((!a!.shaderF16 && declared.float16 === null) || largestFileOf(folder, g) > limit),
   });
   return decide(needs, env, o.preference, o.selected, o.asked);
 }
