@@ -12,7 +12,7 @@
 // Writes the rows to docs/bench.json and a chart to docs/bench.svg (README shows it).
 //
 // Usage: npm run bench [-- --model <folder>] [--graph transformer/model.onnx] [--dims name=n,...]
-//   [--runs 3] [--forward-runs 20] [--only native,wasm,studio,webgpu] [--webgpu-steps 3]
+//   [--runs 3] [--forward-runs 20] [--only native,wasm,studio,webgpu] [--builds studio,wasm-only,studio-plain-wasm] [--webgpu-steps 3]
 //   [--dist dist] [--port 4180] [--chart docs/bench.svg] [--json docs/bench.json] [--screenshot docs/studio.png]
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -84,7 +84,7 @@ try {
       const page = await browser.newPage();
       await page.goto(`${server.url}/bench/forward.html`);
       await page.waitForFunction(() => window.benchReady === true);
-      for (const build of ['studio', 'wasm-only']) {
+      for (const build of arg('builds', 'studio,wasm-only').split(',')) {
         for (const t of threadCounts) {
           const r = await page.evaluate((o) => window.forward(o), { build, threads: t, graph, warmup: 20, runs: forwardRuns });
           if (build === 'studio' && t === N) studioForward = r.ms;

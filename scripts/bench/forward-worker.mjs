@@ -2,9 +2,11 @@
 // studio runs it: in a worker, proxy off. Times the transformer on the inputs the server holds.
 const BUILDS = {
   // the studio's import ('onnxruntime-web/webgpu'): WebGPU + WASM EPs, the asyncify .wasm
-  studio: '/ort/ort.webgpu.bundle.min.mjs',
+  studio: { js: '/ort/ort.webgpu.bundle.min.mjs' },
   // the WASM-only build (plain ort-wasm-simd-threaded.wasm): what the studio would use without WebGPU
-  'wasm-only': '/ort/ort.wasm.bundle.min.mjs',
+  'wasm-only': { js: '/ort/ort.wasm.bundle.min.mjs' },
+  // the studio's import pointed at the plain .mjs/.wasm (what a WASM-backend worker could load)
+  'studio-plain-wasm': { js: '/ort/ort.webgpu.bundle.min.mjs', wasmPaths: { mjs: '/ort/ort-wasm-simd-threaded.mjs', wasm: '/ort/ort-wasm-simd-threaded.wasm' } },
 };
 
 async function bytes(url) {
@@ -18,10 +20,10 @@ const TYPED = { float32: Float32Array, float16: Uint16Array, int64: BigInt64Arra
 self.onmessage = async (e) => {
   const { build, threads, graph, warmup, runs } = e.data;
   try {
-    const ort = await import(BUILDS[build]);
+    const ort = await import(BUILDS[build].js);
     ort.env.wasm.numThreads = threads;
     ort.env.wasm.proxy = false;
-    ort.env.wasm.wasmPaths = '/ort/';
+    ort.env.wasm.wasmPaths = BUILDS[build].wasmPaths ?? '/ort/';
     const model = await bytes(`/model/${graph.rel}`);
     const externalData = await Promise.all(graph.external.map(async (f) => ({ path: f, data: await bytes(`/model/${graph.dir}/${f}`) })));
     const tCreate = performance.now();
