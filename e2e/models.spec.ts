@@ -11,13 +11,28 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { psnr, readManifest, type FixtureRun } from '../src/engine/testing/fixtures';
+import { contentSecurityPolicy, securityHeaders } from '../src/pwa/csp';
+import { f32, psnr, readManifest, type FixtureRun } from '../src/engine/testing/fixtures';
 import { startHubServer, type HubServer } from '../src/engine/testing/hubServer';
 
 const SD3_DIR = path.resolve('src/engine/families/sd3/__replica__');
 const SD3 = path.join(SD3_DIR, 'sd3-tiny');
 const ZIMAGE_FP16 = path.resolve('src/engine/families/zimage/__replica__/zimage-tiny-fp16');
-const sd3Golden = JSON.parse(fs.readFileSync(path.join(SD3_DIR, 'sd3-golden.json'), 'utf8')) as { runs: (FixtureRun & { name: string; width: number; useT5: boolean })[] };
+interface B64Tensor {
+  dims: number[];
+  b64: string;
+}
+const sd3Golden = JSON.parse(fs.readFileSync(path.join(SD3_DIR, 'sd3-golden.json'), 'utf8')) as {
+  runs: (FixtureRun & { name: string; width: number; useT5: boolean })[];
+  graphs: { transformer: { inputs: Record<string, B64Tensor>; outputs: Record<string, B64Tensor> } };
+};
+const ORT_DIST = path.resolve('node_modules/onnxruntime-web/dist');
+// the ONNX Runtime build the studio bundles ('onnxruntime-web/webgpu'), served at /__ort__/ on our origin
+const ORT_FILES: Record<string, string> = {
+  'ort.webgpu.bundle.min.mjs': 'text/javascript',
+  'ort-wasm-simd-threaded.asyncify.mjs': 'text/javascript',
+  'ort-wasm-simd-threaded.asyncify.wasm': 'application/wasm',
+};
 const T5_DATA = 'text_encoder_3/model.onnx_data';
 
 // small copies of e2e/studio.spec.ts' helpers (that spec stays as it is)
@@ -81,6 +96,69 @@ async function generateAndCompare(page: Page, run: FixtureRun): Promise<number> 
   await ready(page);
   return psnr(await canvasRGB(page), Buffer.from(run.rgb.b64, 'base64'));
 }
+
+test('external data given to ONNX Runtime as a blob: URL (how a file over 2 GB reaches it) loads under the studio CSP and computes what PyTorch computes', async ({ page }, info) => {
+  const backend = info.project.metadata.backend as 'webgpu' | 'wasm';
+  // two pages on our origin: one under the studio's own CSP header, one under the same policy without blob: in connect-src
+  const strict = contentSecurityPolicy('header');
+  const withoutBlob = strict.replace(/(connect-src[^;]*?) blob:/, '$1');
+  expect(withoutBlob).not.toBe(strict);
+  await page.route('**/__ort__/**', (route) => {
+    const name = new URL(route.request().url()).pathname.replace('/__ort__/', '');
+    const headers = { ...securityHeaders('header') };
+    if (name === 'index.html' || name === 'no-blob.html') {
+      if (name === 'no-blob.html') headers['Content-Security-Policy'] = withoutBlob;
+      return route.fulfill({ contentType: 'text/html', headers, body: '<!doctype html><title>ort</title>' });
+    }
+    if (!ORT_FILES[name]) return route.fulfill({ status: 404, body: 'not found' });
+    return route.fulfill({ contentType: ORT_FILES[name], headers, body: fs.readFileSync(path.join(ORT_DIST, name)) });
+  });
+  const g = sd3Golden.graphs.transformer;
+  const graph = {
+    model: fs.readFileSync(path.join(SD3, 'transformer/model.onnx')).toString('base64'),
+    data: fs.readFileSync(path.join(SD3, 'transformer/model.onnx_data')).toString('base64'),
+    inputs: g.inputs,
+  };
+  const run = (p: Page) =>
+    p.evaluate(
+      async ({ backend, graph }) => {
+        const url = '/__ort__/ort.webgpu.bundle.min.mjs';
+        const ort = await import(/* @vite-ignore */ url);
+        ort.env.wasm.numThreads = 1;
+        ort.env.wasm.wasmPaths = '/__ort__/';
+        const bytes = (b64: string) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+        // what the engine does for a file over 2 GB: a Blob (there: the Cache API's, on disk) and its object URL
+        const blobUrl = URL.createObjectURL(new Blob([bytes(graph.data)]));
+        try {
+          const session = await ort.InferenceSession.create(bytes(graph.model), { executionProviders: [backend], externalData: [{ path: 'model.onnx_data', data: blobUrl }] });
+          const feeds: Record<string, unknown> = {};
+          for (const [name, t] of Object.entries(graph.inputs)) feeds[name] = new ort.Tensor('float32', new Float32Array(bytes(t.b64).buffer), t.dims);
+          const out = await session.run(feeds);
+          const y = Array.from((await out.out_hidden_states.getData()) as Float32Array);
+          await session.release();
+          return { y };
+        } catch (e) {
+          return { y: [], error: String(e) };
+        } finally {
+          URL.revokeObjectURL(blobUrl);
+        }
+      },
+      { backend, graph },
+    );
+  await page.goto('/__ort__/index.html');
+  const got = await run(page);
+  expect(got.error).toBeUndefined();
+  const want = Array.from(f32(g.outputs.out_hidden_states));
+  const scale = Math.max(...want.map(Math.abs));
+  const diff = Math.max(...want.map((v, i) => Math.abs(v - got.y[i])));
+  console.log(`[${backend}] transformer with its external data from a blob: URL: max |diff| ${diff.toExponential(2)} vs PyTorch (max |y| ${scale.toFixed(2)})`);
+  expect(got.y.length).toBe(want.length);
+  expect(diff).toBeLessThanOrEqual(1e-4 * Math.max(1, scale));
+  // the same page without blob: in connect-src: ORT cannot fetch the URL, which is why the studio's CSP allows it
+  await page.goto('/__ort__/no-blob.html');
+  const refused = await run(page);
+  expect(refused.error).toMatch(/failed to load external data file|Failed to fetch|Content Security Policy/i);
+});
 
 test.describe('models from a Hub: picker, T5, resumable downloads, preflight', () => {
   let hub: HubServer;
