@@ -77,7 +77,7 @@ describe('preflight: WebGPU and shader-f16', () => {
     const plan = decide(small, noF16, 'auto', webgpu);
     expect(plan.backend).toMatchObject({ backend: 'wasm', fallbackReason: expect.stringMatching(/fp16 replica cannot run on this GPU: this browser has WebGPU without it/) });
     const e = refusal(() => decide(small, noF16, 'webgpu', webgpu));
-    expect(e.message).toMatch(/^fp16 replica needs WebGPU with shader-f16 \(transformer\/model\.onnx takes float16 tensors\)/);
+    expect(e.message).toMatch(/^fp16 replica needs WebGPU with shader-f16 \(transformer\/model\.onnx takes and gives float16 tensors: sample\); this browser has WebGPU without it/);
     expect(e.fix).toBe('switch-backend');
     expect(e.action).toMatch(/press Use WASM/);
     // with shader-f16 it stays on WebGPU
