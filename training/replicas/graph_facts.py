@@ -1,5 +1,4 @@
-"""Golden values for src/engine/core/onnxFacts.ts: per ONNX graph of the replicas and the embedded
-model, the largest initializer in bytes (elements x element size, inline or external) and the
+"""Golden values for src/engine/core/onnxFacts.ts: per ONNX graph of the replicas, the largest initializer in bytes (elements x element size, inline or external) and the
 inputs/outputs declared float16, read with the onnx package (graphs only, external data not loaded).
 
     /usr/bin/python3 training/replicas/graph_facts.py   # -> src/engine/core/__fixtures__/graph-facts.json
@@ -14,8 +13,8 @@ from onnx import mapping
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 OUT = os.path.join(ROOT, "src", "engine", "core", "__fixtures__", "graph-facts.json")
-GRAPHS = sorted(glob.glob(os.path.join(ROOT, "src/engine/families/*/__replica__/*/**/*.onnx"), recursive=True)
-                + glob.glob(os.path.join(ROOT, "public/models/webdit-tiny/**/*.onnx"), recursive=True))
+# the replicas (deterministic, rebuilt by their own scripts): inline and external weights, fp32 and fp16 I/O
+GRAPHS = sorted(glob.glob(os.path.join(ROOT, "src/engine/families/*/__replica__/*/**/*.onnx"), recursive=True))
 
 
 def tensor_bytes(t: onnx.TensorProto) -> int:
