@@ -109,7 +109,15 @@ export async function studioRows({ baseUrl, query, runs, emit, forwardMs, native
     emit({ row: 'studio-visit', visit: 'cold', openToReadyMs: load.at, openToFirstImageMs: gens[0].at, engineLoadMs: load.result.loadMs, threads: load.result.backend.threads });
     const laterTotal = median(gens.slice(1).map((g) => g.timings.totalMs));
     const laterStep = median(gens.slice(1).map((g) => g.timings.msPerStep));
-    emit({ row: 'first-vs-later', firstMs: gens[0].timings.totalMs, laterMs: laterTotal, ratio: gens[0].timings.totalMs / laterTotal, firstMsPerStep: gens[0].timings.msPerStep, laterMsPerStep: laterStep, later: gens.length - 1 });
+    const firstVsLater = (visit, g) => {
+      const later = median(g.slice(1).map((x) => x.timings.totalMs));
+      return {
+        row: 'first-vs-later', visit, firstMs: g[0].timings.totalMs, laterMs: later, ratio: g[0].timings.totalMs / later, firstMsPerStep: g[0].timings.msPerStep, laterMsPerStep: median(g.slice(1).map((x) => x.timings.msPerStep)), later: g.length - 1,
+        // where the first image loses its time: each step, the first image's and the next one's
+        firstStepsMs: g[0].timings.stepMs?.map(Math.round), nextStepsMs: g[1].timings.stepMs?.map(Math.round),
+      };
+    };
+    emit(firstVsLater('cold', gens));
     emit({ row: 'studio-step', msPerStep: laterStep, forwardMs, overheadMs: laterStep - forwardMs, threads, vsNative: laterStep / nativeMs, clickToImageMs: median(gens.slice(1).map((g) => g.at - g.clickAt)) });
     emit({ row: 'memory', peakProcessMB: memory.maxProcessMB, peakSumMB: memory.sumMB, processes: memory.processes, uaMemoryMB: ua === null ? null : ua / 2 ** 20 });
     if (screenshot) {
@@ -120,8 +128,9 @@ export async function studioRows({ baseUrl, query, runs, emit, forwardMs, native
 
     // warm visit: the same profile, every model file in the Cache API
     ctx = await launch();
-    const warm = await visit(ctx, url, 0);
+    const warm = await visit(ctx, url, 2);
     emit({ row: 'studio-visit', visit: 'warm', openToReadyMs: warm.state.load[0].at, openToFirstImageMs: warm.state.generate[0].at, engineLoadMs: warm.state.load[0].result.loadMs, threads: warm.state.load[0].result.backend.threads });
+    emit(firstVsLater('warm', warm.state.generate));
     await ctx.close();
   } finally {
     fs.rmSync(profile, { recursive: true, force: true });

@@ -14,7 +14,6 @@ import { defaultFetcher } from './localFolder';
 import { planLoad, usedFiles } from './preflight';
 import { externalDataPaths } from './onnxExternal';
 import { img2imgStart, runPipeline } from './pipeline';
-import { warmUp } from './warmup';
 import { createRunner, selectBackend, wasmThreads, watchWebgpuDevice, webgpuDeviceInUse } from './sessions';
 import { deviceReport } from './deviceReport';
 import { defaultStorage, type ModelStorage } from './storage';
@@ -302,13 +301,12 @@ export async function openModel(options: LoadOptions, deps: LoadDeps, signal: Ab
   const storage: StorageReport = { bytes: total, ...deps.store.state() };
 
   // 7. warm up: one 1-step image at the defaults runs every graph once, so kernels are compiled
-  //    and memory planned before the user's first click instead of during it; on WASM the
-  //    transformer runs until V8 has optimised its hot code (warmup.ts)
+  //    and memory planned before the user's first click instead of during it
   try {
     prepare('Warming up');
     const d = info.defaults;
     const warm = resolveParams({ prompt: '', negativePrompt: d.negativePrompt, numInferenceSteps: 1, guidanceScale: d.guidanceScale, seed: 0, numImagesPerPrompt: 1, strength: d.strength, previewEvery: 0 }, info);
-    await warmUp(model, warm, backend.backend, signal);
+    await runPipeline(model, warm, undefined, { signal });
   } catch (e) {
     await model.dispose();
     throw signal.aborted ? new CancelledError('Loading the model') : e;
