@@ -10,10 +10,7 @@ const PORT = Number(process.env.E2E_PORT ?? 4173);
 const DIST = process.env.E2E_DIST ?? 'dist';
 
 const GPU_TESTS = new RegExp([
-  'a new user generates', 'a batch of 2 gives 2 thumbnails', 'an SD3 replica loads by repo id', 'image-to-image from a result',
-  '@webgpu-only', '4-bit kernels', 'loads through its manifest', 'loads by repo id and a 9-step',
-  'an image comes back from history', 'a second visit with the network off', 'a seed animation of 3 frames',
-  "a prompt animation's frames",
+  'a new user generates', 'an SD3 replica loads by repo id', '@webgpu-only', '4-bit kernels', 'loads by repo id and a 9-step',
 ].map((t) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|'));
 
 const baseArgs = ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
@@ -43,12 +40,11 @@ export default defineConfig({
     {
       name: 'webgpu',
       // WebGPU here is SwiftShader (the GPU emulated on the two CPU cores: every page load compiles
-      // its shaders for tens of seconds), so this project runs the tests where the backend changes
-      // what is computed or stored: the engine's numbers against PyTorch (embedded model, SD3, 4-bit
-      // kernels, Z-Image), GPU-resident sampling, a lost device, batch and img2img, an image back from
-      // history and from the offline cache with the same pixels, animation frames. Behaviour that
-      // does not depend on the backend (forms, banners, downloads, storage, CSP) runs once, on WASM.
-      // Everything runs on both with E2E_ALL_WEBGPU=1.
+      // its shaders: 1-2 minutes per test), so to keep the test command well under 30 minutes this
+      // project runs the tests where the backend changes the numbers: the engine's images against
+      // PyTorch (embedded model, SD3, Z-Image), the 4-bit kernels, GPU-resident sampling and a lost
+      // device. The rest runs on WASM; E2E_ALL_WEBGPU=1 runs everything on both (about 25 minutes
+      // more here: batch, img2img, history, offline, animation frames were checked that way).
       grep: process.env.E2E_ALL_WEBGPU ? undefined : GPU_TESTS,
       // @wasm-only: a fault whose code path does not depend on the backend runs once, on WASM
       grepInvert: /@wasm-only/,
