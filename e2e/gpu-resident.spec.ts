@@ -1,10 +1,11 @@
 /**
- * GPU-resident sampling on WebGPU (SwiftShader here; the wasm project leaves this spec out, see
- * playwright.config.ts): with preview off a run reads nothing back from the GPU inside its denoise
- * loop (the engine counts every read of a GPU buffer and reports it with the run), it makes the
- * image the WASM path and PyTorch make, and a batch leaves no tensor held on the GPU.
+ * GPU-resident sampling on WebGPU (SwiftShader here; @webgpu-only: the wasm project runs Chromium
+ * without WebGPU): with preview off a run reads nothing back from the GPU inside its denoise loop
+ * (the engine counts every read of a GPU buffer and reports it with the run), it makes the image
+ * the WASM path (run first, in the same worker) and PyTorch make, and a batch leaves no tensor held
+ * on the GPU.
  */
-import { expect, test, type Browser, type Page } from '@playwright/test';
+import { expect, test, type Page } from '@playwright/test';
 import { loadFixtures, psnr, type FixtureRun } from '../src/engine/testing/fixtures';
 import type { GenerateTimings } from '../src/engine/protocol';
 
@@ -73,35 +74,31 @@ async function generate(page: Page): Promise<GenerateTimings> {
   return page.evaluate(() => ((window as unknown as { __generateDone: { timings: GenerateTimings }[] }).__generateDone.at(-1)!.timings));
 }
 
-async function open(browser: Browser, backend: 'webgpu' | 'wasm') {
-  const page = await browser.newPage();
+test('WebGPU sampling reads nothing back per step and makes the WASM path\'s image; a batch holds nothing afterwards @webgpu-only', async ({ page }) => {
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(e.message));
   await recordDoneEvents(page);
-  await page.goto(`/?backend=${backend}`);
+
+  // the WASM path's image first (ORT's plain WASM build in the engine worker)
+  await page.goto('/?backend=wasm');
   await expect(appState(page)).toHaveAttribute('data-state', 'ready', { timeout: 300_000 });
-  await expect(page.getByTestId('backend-badge')).toHaveAttribute('data-backend', backend);
-  return { page, errors };
-}
-
-test('WebGPU sampling reads nothing back per step and makes the WASM path\'s image; a batch holds nothing afterwards @webgpu-only', async ({ browser }) => {
-  // the WASM path's image first, in its own page of the same browser
-  const wasm = await open(browser, 'wasm');
-  await setParams(wasm.page, run);
-  const wasmTimings = await generate(wasm.page);
+  await expect(page.getByTestId('backend-badge')).toHaveAttribute('data-backend', 'wasm');
+  await setParams(page, run);
+  const wasmTimings = await generate(page);
   expect(wasmTimings.readbacks).toBe(0); // nothing lives on a GPU there
-  const wasmRGB = await canvasRGB(wasm.page);
-  await wasm.page.close();
+  const wasmRGB = await canvasRGB(page);
 
-  const gpu = await open(browser, 'webgpu');
-  await setParams(gpu.page, run);
-  const t = await generate(gpu.page);
+  // then WebGPU in the same worker (ORT's WebGPU build starts beside the WASM one)
+  await page.getByTestId('backend-select').selectOption('webgpu');
+  await expect(page.getByTestId('backend-badge')).toHaveAttribute('data-backend', 'webgpu', { timeout: 300_000 });
+  await expect(appState(page)).toHaveAttribute('data-state', 'ready', { timeout: 300_000 });
+  const t = await generate(page);
   console.log(`[webgpu] ${run.numInferenceSteps} steps: ${t.denoiseReadbacks} readbacks in the denoise loop, ${t.readbacks} in the run, ${t.msPerStep.toFixed(0)} ms/step`);
   // zero reads per step; the run reads the final latents once and the decoded image once
   expect(t.denoiseReadbacks).toBe(0);
   expect(t.readbacks).toBe(2);
   expect(t.liveDeviceTensors).toBe(0);
-  const rgb = await canvasRGB(gpu.page);
+  const rgb = await canvasRGB(page);
   const vsWasm = psnr(rgb, wasmRGB);
   const vsTorch = psnr(rgb, Buffer.from(run.rgb.b64, 'base64'));
   console.log(`[webgpu] canvas vs WASM path: PSNR ${vsWasm.toFixed(1)} dB; vs PyTorch: ${vsTorch.toFixed(1)} dB`);
@@ -109,13 +106,12 @@ test('WebGPU sampling reads nothing back per step and makes the WASM path\'s ima
   expect(vsTorch).toBeGreaterThanOrEqual(40);
 
   // a batch of 2 after it: still no reads per step, its first image is the single run's, nothing left on the GPU
-  await setSlider(gpu.page, 'images', 2, 1, 1);
-  const b = await generate(gpu.page);
+  await setSlider(page, 'images', 2, 1, 1);
+  const b = await generate(page);
   expect(b.denoiseReadbacks).toBe(0);
   expect(b.readbacks).toBe(2);
   expect(b.liveDeviceTensors).toBe(0);
-  await expect(gpu.page.getByTestId('thumbnail')).toHaveCount(2);
-  expect(psnr(await canvasRGB(gpu.page), rgb)).toBeGreaterThanOrEqual(40);
-  expect(wasm.errors).toEqual([]);
-  expect(gpu.errors).toEqual([]);
+  await expect(page.getByTestId('thumbnail')).toHaveCount(2);
+  expect(psnr(await canvasRGB(page), rgb)).toBeGreaterThanOrEqual(40);
+  expect(errors).toEqual([]);
 });

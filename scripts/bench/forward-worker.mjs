@@ -5,6 +5,8 @@ const BUILDS = {
   studio: { js: '/ort/ort.webgpu.bundle.min.mjs' },
   // the WASM-only build (plain ort-wasm-simd-threaded.wasm): what the studio would use without WebGPU
   'wasm-only': { js: '/ort/ort.wasm.bundle.min.mjs' },
+  // the JSPI build ('onnxruntime-web/jspi'): WebGPU + WASM EPs with JS Promise Integration instead of asyncify
+  jspi: { js: '/ort/ort.jspi.bundle.min.mjs' },
   // the studio's import pointed at the plain .mjs/.wasm (what a WASM-backend worker could load)
   'studio-plain-wasm': { js: '/ort/ort.webgpu.bundle.min.mjs', wasmPaths: { mjs: '/ort/ort-wasm-simd-threaded.mjs', wasm: '/ort/ort-wasm-simd-threaded.wasm' } },
 };

@@ -2,12 +2,16 @@
 // The engine's worker entry: ORT loads its .wasm from our own origin; every message goes to the handler.
 import mjs from 'onnxruntime-web/ort-wasm-simd-threaded.asyncify.mjs?url';
 import wasm from 'onnxruntime-web/ort-wasm-simd-threaded.asyncify.wasm?url';
+import cpuMjs from 'onnxruntime-web/ort-wasm-simd-threaded.mjs?url';
+import cpuWasm from 'onnxruntime-web/ort-wasm-simd-threaded.wasm?url';
 import { Engine } from './core/engine';
 import { createHandler, type Post } from './core/handler';
 import { configureRuntime } from './core/sessions';
 import { WORKER_ID } from './protocol';
 
-configureRuntime({ wasmPaths: { mjs: new URL(mjs, self.location.href).href, wasm: new URL(wasm, self.location.href).href } });
+const here = (url: string) => new URL(url, self.location.href).href;
+// the WebGPU build (asyncify) and the plain build that runs WASM-only loads (sessions.ts)
+configureRuntime({ wasmPaths: { mjs: here(mjs), wasm: here(wasm) }, cpuWasmPaths: { mjs: here(cpuMjs), wasm: here(cpuWasm) } });
 const scope = self as unknown as DedicatedWorkerGlobalScope;
 const post: Post = (event, transfer) => scope.postMessage(event, transfer ?? []);
 // a lost GPU device kills the model's sessions: the supervisor replaces this worker

@@ -3,6 +3,7 @@
  * ('onnxruntime-web/webgpu'), so the bundle carries one ORT and one set of .wasm files.
  */
 import * as ort from 'onnxruntime-web/webgpu';
+import * as ortCpu from 'onnxruntime-web/wasm';
 import type { Backend, BackendInfo, BackendPreference } from '../protocol';
 import { hasFixedBatchOne, rowByRow } from './batch';
 import { fromHalfArray, toHalfArray } from './float16';
@@ -12,17 +13,39 @@ import { buildStepGraph, hasModelInput, STEP, stepKey, type StepSpec } from './s
 import { EngineError, modelError } from '../errors';
 
 export interface RuntimeOptions {
-  /** URLs of ORT's .mjs/.wasm served from our own origin (never a CDN). */
+  /** URLs of ORT's .mjs/.wasm served from our own origin (never a CDN): the WebGPU build (asyncify). */
   wasmPaths?: { mjs: string; wasm: string };
+  /** The same for the plain WASM build (ort-wasm-simd-threaded), which runs WASM-only loads. */
+  cpuWasmPaths?: { mjs: string; wasm: string };
 }
+
+type Ort = typeof ort;
 
 /** Point ORT at our own .wasm and pick the thread count (threads need cross-origin isolation). */
 export function configureRuntime(opts: RuntimeOptions): void {
   if (opts.wasmPaths) ort.env.wasm.wasmPaths = { ...opts.wasmPaths };
+  if (opts.cpuWasmPaths) ortCpu.env.wasm.wasmPaths = { ...opts.cpuWasmPaths };
   const isolated = (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated === true;
   const cores = (globalThis.navigator as Navigator | undefined)?.hardwareConcurrency ?? 1;
-  ort.env.wasm.numThreads = isolated ? Math.max(1, Math.min(4, cores)) : 1;
-  ort.env.wasm.proxy = false; // we already are in a worker
+  for (const rt of [ort, ortCpu] as const) {
+    rt.env.wasm.numThreads = isolated ? Math.max(1, Math.min(4, cores)) : 1;
+    rt.env.wasm.proxy = false; // we already are in a worker
+  }
+}
+
+let gpuRuntimeStarted = false;
+
+/**
+ * Which ORT build runs a session. The WebGPU EP needs the asyncify build; WASM-only loads run the
+ * plain build, which compiles faster and reaches full speed at once, where V8 takes a dozen forwards
+ * to optimise the 27 MB asyncify module (bench, 1 thread: forwards 571, 471, 462, ... 61 ms vs 190,
+ * 57, 52 ms; session 2.5 vs 0.85 s; the same 51-52 ms once warm). Once the WebGPU build has started
+ * in this worker every session uses it, so a WebGPU load never starts both (its WASM text encoder
+ * included).
+ */
+function runtimeFor(backend: Backend): Ort {
+  if (backend === 'webgpu') gpuRuntimeStarted = true;
+  return gpuRuntimeStarted ? ort : (ortCpu as Ort);
 }
 
 // Safe defaults at import (Node and non-isolated pages get 1 thread); the worker refines them.
@@ -84,14 +107,14 @@ function serialize<T>(fn: () => Promise<T>): Promise<T> {
 }
 
 /** A host tensor as the graph declares the input: int64/int32 ids, float32/float16 values. */
-function toOrt(t: HostTensor, want: string | undefined, name: string): ort.Tensor {
+function toOrt(t: HostTensor, want: string | undefined, name: string, rt: Ort): ort.Tensor {
   if (t.data instanceof BigInt64Array) {
-    if (want === 'int32') return new ort.Tensor('int32', Int32Array.from(t.data, Number), t.dims);
-    return new ort.Tensor('int64', t.data, t.dims);
+    if (want === 'int32') return new rt.Tensor('int32', Int32Array.from(t.data, Number), t.dims);
+    return new rt.Tensor('int64', t.data, t.dims);
   }
-  if (want === 'float16') return new ort.Tensor('float16', toHalfArray(t.data), t.dims);
+  if (want === 'float16') return new rt.Tensor('float16', toHalfArray(t.data), t.dims);
   if (want !== undefined && want !== 'float32') throw new Error(`input "${name}" is ${want}; the engine feeds float32, float16, int32 or int64.`);
-  return new ort.Tensor('float32', t.data, t.dims);
+  return new rt.Tensor('float32', t.data, t.dims);
 }
 
 function toFloat32(data: unknown, type: string): Float32Array {
@@ -125,8 +148,8 @@ class OrtDeviceTensor implements DeviceTensor {
   }
 }
 
-function ortFeed(t: Feed, want: string | undefined, name: string): ort.Tensor {
-  if (!isDeviceTensor(t)) return toOrt(t, want, name);
+function ortFeed(t: Feed, want: string | undefined, name: string, rt: Ort): ort.Tensor {
+  if (!isDeviceTensor(t)) return toOrt(t, want, name, rt);
   if (!(t instanceof OrtDeviceTensor)) throw new Error(`input "${name}" is a device tensor from another runtime.`);
   return t.tensor;
 }
@@ -154,6 +177,7 @@ class OrtRunner implements GraphRunner {
     private session: ort.InferenceSession,
     private backend: Backend,
     resident: boolean,
+    private rt: Ort,
   ) {
     const meta = (session as { inputMetadata?: readonly { name: string; isTensor: boolean; type?: string; shape?: readonly (number | string)[] }[] }).inputMetadata ?? [];
     this.inputs = new Map(
@@ -172,7 +196,7 @@ class OrtRunner implements GraphRunner {
   run(feeds: Record<string, HostTensor>): Promise<Record<string, FloatTensor>> {
     return serialize(async () => {
       const inputs: Record<string, ort.Tensor> = {};
-      for (const [k, t] of Object.entries(feeds)) inputs[k] = toOrt(t, this.inputs.get(k)?.type, k);
+      for (const [k, t] of Object.entries(feeds)) inputs[k] = toOrt(t, this.inputs.get(k)?.type, k, this.rt);
       const out = await this.session.run(inputs);
       const res: Record<string, FloatTensor> = {};
       for (const [k, t] of Object.entries(out)) {
@@ -188,13 +212,13 @@ class OrtRunner implements GraphRunner {
     return {
       location,
       upload: async (t, type) => {
-        const host = toOrt(t, type, 'upload');
+        const host = toOrt(t, type, 'upload', this.rt);
         return new OrtDeviceTensor(location === 'gpu-buffer' ? await gpuTensor(host) : host);
       },
       run: (feeds) =>
         serialize(async () => {
           const inputs: Record<string, ort.Tensor> = {};
-          for (const [k, t] of Object.entries(feeds)) inputs[k] = ortFeed(t, this.inputs.get(k)?.type, k);
+          for (const [k, t] of Object.entries(feeds)) inputs[k] = ortFeed(t, this.inputs.get(k)?.type, k, this.rt);
           return keep(await this.session.run(inputs));
         }),
       read: (t) => {
@@ -222,18 +246,18 @@ class OrtRunner implements GraphRunner {
   /** The CFG + Euler graph for this shape as its own session on the same backend, outputs kept there. */
   private async makeStepper(spec: StepSpec): Promise<{ session: ort.InferenceSession; stepper: Stepper }> {
     const session = await serialize(() =>
-      ort.InferenceSession.create(buildStepGraph(spec), {
+      this.rt.InferenceSession.create(buildStepGraph(spec), {
         executionProviders: [this.backend],
         ...(this.backend === 'webgpu' ? { preferredOutputLocation: 'gpu-buffer' as const } : {}),
       }),
     );
-    const scalar = (x: number) => new ort.Tensor('float32', Float32Array.of(x), [1]);
+    const scalar = (x: number) => new this.rt.Tensor('float32', Float32Array.of(x), [1]);
     const stepper: Stepper = {
       step: (latents, velocity, guidanceScale, sigma, sigmaNext, wantX0) =>
         serialize(async () => {
           const feeds: Record<string, ort.Tensor> = {
-            [STEP.latents]: ortFeed(latents, 'float32', STEP.latents),
-            [STEP.velocity]: ortFeed(velocity, spec.velocityType, STEP.velocity),
+            [STEP.latents]: ortFeed(latents, 'float32', STEP.latents, this.rt),
+            [STEP.velocity]: ortFeed(velocity, spec.velocityType, STEP.velocity, this.rt),
             [STEP.sigma]: scalar(sigma),
             [STEP.sigmaNext]: scalar(sigmaNext),
           };
@@ -279,9 +303,10 @@ export interface GraphSource {
 export async function createRunner(src: GraphSource, backend: Backend, contract: { inputs: readonly string[]; outputs: readonly string[] }, options: { resident?: boolean } = {}): Promise<GraphRunner> {
   const { name } = src;
   let session: ort.InferenceSession;
+  const rt = runtimeFor(backend);
   try {
     session = await serialize(() =>
-      ort.InferenceSession.create(src.model, {
+      rt.InferenceSession.create(src.model, {
         executionProviders: [backend],
         graphOptimizationLevel: 'all',
         ...(backend === 'webgpu' ? { preferredOutputLocation: 'gpu-buffer' as const } : {}),
@@ -311,7 +336,7 @@ export async function createRunner(src: GraphSource, backend: Backend, contract:
     throw modelError(`${name} does not follow the graph contract: ${parts.join('; ')}.`, 'Export the graph with the names in docs/model-folder.md.');
   }
   if (backend === 'webgpu') await refuseFloat16WithoutShaderF16(session, name);
-  const runner = new OrtRunner(session, backend, options.resident ?? backend === 'webgpu');
+  const runner = new OrtRunner(session, backend, options.resident ?? backend === 'webgpu', rt);
   // a graph exported with batch fixed to 1 runs a batch row by row (CFG: two passes)
   return hasFixedBatchOne(runner) ? rowByRow(runner) : runner;
 }
