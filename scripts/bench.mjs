@@ -2,7 +2,7 @@
 //   machine         CPU, cores, load average (timings on a busy machine are noise), versions
 //   native-forward  the transformer at batch 2 (one CFG step) in onnxruntime-node, 1 and N threads
 //   wasm-forward    the same graph and inputs in ORT-web inside Chromium, 1 and N threads, in the
-//                   studio's build (the WebGPU bundle's asyncify .wasm) and the WASM-only build
+//                   plain build (the studio's WASM loads) and the asyncify build (its WebGPU loads)
 //   studio-visit    page open -> model ready -> first image, cold (fresh profile) and warm (same profile)
 //   first-vs-later  the first image after the load against later ones (engine time)
 //   studio-step     the studio's ms per step at its defaults; overhead = step - forward
@@ -12,7 +12,7 @@
 // Writes the rows to docs/bench.json and a chart to docs/bench.svg (README shows it).
 //
 // Usage: npm run bench [-- --model <folder>] [--graph transformer/model.onnx] [--dims name=n,...]
-//   [--runs 3] [--forward-runs 20] [--only native,wasm,studio,webgpu] [--builds studio,wasm-only,studio-plain-wasm] [--webgpu-steps 3]
+//   [--runs 3] [--forward-runs 20] [--only native,wasm,studio,webgpu] [--builds plain,asyncify,jspi] [--webgpu-steps 3]
 //   [--dist dist] [--port 4180] [--chart docs/bench.svg] [--json docs/bench.json] [--screenshot docs/studio.png]
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -84,10 +84,10 @@ try {
       const page = await browser.newPage();
       await page.goto(`${server.url}/bench/forward.html`);
       await page.waitForFunction(() => window.benchReady === true);
-      for (const build of arg('builds', 'studio,wasm-only').split(',')) {
+      for (const build of arg('builds', 'plain,asyncify').split(',')) {
         for (const t of threadCounts) {
           const r = await page.evaluate((o) => window.forward(o), { build, threads: t, graph, warmup: 20, runs: forwardRuns });
-          if (build === 'studio' && t === N) studioForward = r.ms;
+          if (build === 'plain' && t === N) studioForward = r.ms; // the build the studio's WASM loads run
           emit({ row: 'wasm-forward', build, threads: r.threads, isolated: r.isolated, ms: round(r.ms), minMs: round(r.min), firstRunMs: round(r.firstMs), sessionCreateMs: round(r.createMs), runs: r.runs, vsNative: round(r.ms / native[t]), firstForwardsMs: r.curve.slice(0, 20) });
         }
       }
@@ -130,7 +130,7 @@ try {
 if (chartPath !== 'none') {
   const m = rows[0];
   const title = `WebDiT benchmark: ${m.model}`;
-  const subtitle = `${m.date.slice(0, 16).replace('T', ' ')} UTC, ${m.cores}-core ${m.cpu}${m.avx512 ? ' (AVX-512)' : ''}, load average ${m.loadavg[0]} at start; onnxruntime-web ${m.onnxruntimeWeb}, onnxruntime-node ${m.onnxruntimeNode}`;
+  const subtitle = `${m.date.slice(0, 16).replace('T', ' ')} UTC · ${m.cores}-core ${m.cpu}${m.avx512 ? ', AVX-512' : ''} · load average ${m.loadavg[0]} at start · onnxruntime-web ${m.onnxruntimeWeb.replace(/-dev\.(\d+)-.*/, '-dev.$1')}, -node ${m.onnxruntimeNode}`;
   fs.writeFileSync(path.resolve(ROOT, chartPath), benchChart(rows, { title, subtitle }));
 }
 if (jsonPath !== 'none') fs.writeFileSync(path.resolve(ROOT, jsonPath), rows.map((r) => JSON.stringify(r)).join('\n') + '\n');

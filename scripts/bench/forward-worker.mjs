@@ -1,14 +1,13 @@
 // One ORT-web build in a fresh worker (ORT fixes its thread count when its wasm starts), as the
 // studio runs it: in a worker, proxy off. Times the transformer on the inputs the server holds.
+// (A fresh worker per build and thread count: V8 compiles each module from scratch, as on a first visit.)
 const BUILDS = {
-  // the studio's import ('onnxruntime-web/webgpu'): WebGPU + WASM EPs, the asyncify .wasm
-  studio: { js: '/ort/ort.webgpu.bundle.min.mjs' },
-  // the WASM-only build (plain ort-wasm-simd-threaded.wasm): what the studio would use without WebGPU
-  'wasm-only': { js: '/ort/ort.wasm.bundle.min.mjs' },
-  // the JSPI build ('onnxruntime-web/jspi'): WebGPU + WASM EPs with JS Promise Integration instead of asyncify
+  // 'onnxruntime-web/wasm': the plain ort-wasm-simd-threaded.wasm, what the studio's WASM loads run
+  plain: { js: '/ort/ort.wasm.bundle.min.mjs' },
+  // 'onnxruntime-web/webgpu': the asyncify .wasm, what the studio's WebGPU loads run (their WASM sessions too)
+  asyncify: { js: '/ort/ort.webgpu.bundle.min.mjs' },
+  // 'onnxruntime-web/jspi': WebGPU + WASM EPs with JS Promise Integration instead of asyncify (Chromium 137+)
   jspi: { js: '/ort/ort.jspi.bundle.min.mjs' },
-  // the studio's import pointed at the plain .mjs/.wasm (what a WASM-backend worker could load)
-  'studio-plain-wasm': { js: '/ort/ort.webgpu.bundle.min.mjs', wasmPaths: { mjs: '/ort/ort-wasm-simd-threaded.mjs', wasm: '/ort/ort-wasm-simd-threaded.wasm' } },
 };
 
 async function bytes(url) {
@@ -25,7 +24,7 @@ self.onmessage = async (e) => {
     const ort = await import(BUILDS[build].js);
     ort.env.wasm.numThreads = threads;
     ort.env.wasm.proxy = false;
-    ort.env.wasm.wasmPaths = BUILDS[build].wasmPaths ?? '/ort/';
+    ort.env.wasm.wasmPaths = '/ort/';
     const model = await bytes(`/model/${graph.rel}`);
     const externalData = await Promise.all(graph.external.map(async (f) => ({ path: f, data: await bytes(`/model/${graph.dir}/${f}`) })));
     const tCreate = performance.now();
