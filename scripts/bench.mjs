@@ -62,8 +62,14 @@ emit({
   chromium: executablePath, onnxruntimeWeb: ortWeb, onnxruntimeNode: ortNode, model: path.relative(ROOT, modelDir) || modelDir,
 });
 
-const graph = transformerGraph(modelDir, arg('graph'));
-const feeds = await makeInputs(modelDir, graph, arg('dims'));
+let graph, feeds;
+try {
+  graph = transformerGraph(modelDir, arg('graph'));
+  feeds = await makeInputs(modelDir, graph, arg('dims'));
+} catch (e) {
+  console.error(`bench: ${e.message}`);
+  process.exit(1);
+}
 const shapes = Object.fromEntries(feeds.map((f) => [f.name, f.dims]));
 
 const native = {};
