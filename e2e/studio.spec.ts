@@ -323,7 +323,9 @@ test('image-to-image from a result lands closer to it than text-to-image with th
   // 1. image-to-image from that result, with another seed
   await page.getByTestId('use-as-init').click();
   await expect(page.getByTestId('init-image-source')).toHaveText(`result, seed ${run.seed}`);
-  const strength = 0.3;
+  // a low strength keeps most of the init image's structure; v2 of the embedded model makes shape
+  // scenes so alike across seeds (36.6 dB between seed and seed+1000) that 0.3 was no longer closer
+  const strength = 0.1;
   await setSlider(page, 'strength', strength, 0, 0.05);
   const seed = run.seed + 1000;
   await page.getByTestId('seed').fill(String(seed));
