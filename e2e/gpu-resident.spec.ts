@@ -8,19 +8,13 @@
 import { expect, test, type Page } from '@playwright/test';
 import { loadFixtures, psnr, type FixtureRun } from '../src/engine/testing/fixtures';
 import type { GenerateTimings } from '../src/engine/protocol';
+import { appState, canvasRGB, setSlider } from './ui';
 
 const fixtures = loadFixtures();
 // SwiftShader runs shaders on the CPU: the 3-step CFG run
 const run = fixtures.runs[2];
 
 // the helpers below are small copies of e2e/studio.spec.ts' (that spec stays as it is)
-async function setSlider(page: Page, testId: string, value: number, min: number, step: number) {
-  const slider = page.getByTestId(testId);
-  await slider.focus();
-  await page.keyboard.press('Home');
-  for (let v = min; v < value - 1e-9; v += step) await page.keyboard.press('ArrowRight');
-  await expect(slider).toHaveValue(String(value));
-}
 
 async function setParams(page: Page, r: FixtureRun) {
   await page.getByTestId('prompt').fill(r.prompt);
@@ -34,16 +28,7 @@ async function setParams(page: Page, r: FixtureRun) {
   if (await preview.isChecked()) await preview.uncheck();
 }
 
-async function canvasRGB(page: Page): Promise<number[]> {
-  return page.getByTestId('result-canvas').evaluate((c: HTMLCanvasElement) => {
-    const d = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
-    const out: number[] = [];
-    for (let i = 0; i < d.length; i += 4) out.push(d[i], d[i + 1], d[i + 2]);
-    return out;
-  });
-}
 
-const appState = (page: Page) => page.locator('[data-state]').first();
 
 /**
  * Every `done` event of a generate request the engine worker posts, kept in the page: a second

@@ -14,6 +14,7 @@ import path from 'node:path';
 import { contentSecurityPolicy, securityHeaders } from '../src/pwa/csp';
 import { f32, psnr, readManifest, type FixtureRun } from '../src/engine/testing/fixtures';
 import { startHubServer, type HubServer } from '../src/engine/testing/hubServer';
+import { appState, canvasRGB, setParams } from './ui';
 
 const SD3_DIR = path.resolve('src/engine/families/sd3/__replica__');
 const SD3 = path.join(SD3_DIR, 'sd3-tiny');
@@ -36,34 +37,9 @@ const ORT_FILES: Record<string, string> = {
 const T5_DATA = 'text_encoder_3/model.onnx_data';
 
 // small copies of e2e/studio.spec.ts' helpers (that spec stays as it is)
-async function setSlider(page: Page, testId: string, value: number, min: number, step: number) {
-  const slider = page.getByTestId(testId);
-  await slider.focus();
-  await page.keyboard.press('Home');
-  for (let v = min; v < value - 1e-9; v += step) await page.keyboard.press('ArrowRight');
-  await expect(slider).toHaveValue(String(value));
-}
 
-async function setParams(page: Page, run: FixtureRun) {
-  await page.getByTestId('prompt').fill(run.prompt);
-  await page.getByTestId('negative-prompt').fill(run.negativePrompt);
-  await setSlider(page, 'steps', run.numInferenceSteps, 1, 1);
-  await setSlider(page, 'guidance', run.guidanceScale, 1, 0.5);
-  const random = page.getByTestId('random-seed');
-  if (await random.isChecked()) await random.uncheck();
-  await page.getByTestId('seed').fill(String(run.seed));
-}
 
-async function canvasRGB(page: Page): Promise<number[]> {
-  return page.getByTestId('result-canvas').evaluate((c: HTMLCanvasElement) => {
-    const d = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
-    const out: number[] = [];
-    for (let i = 0; i < d.length; i += 4) out.push(d[i], d[i + 1], d[i + 2]);
-    return out;
-  });
-}
 
-const appState = (page: Page) => page.locator('[data-state]').first();
 const ready = (page: Page) => expect(appState(page)).toHaveAttribute('data-state', 'ready', { timeout: 300_000 });
 
 /** Page errors, and requests to any origin but ours and the local hub. */

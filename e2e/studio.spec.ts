@@ -12,6 +12,7 @@ import { readTextChunks } from '../src/png';
 import path from 'node:path';
 import { loadFixtures, psnr, readManifest, type FixtureRun } from '../src/engine/testing/fixtures';
 import { startHubServer, type HubServer } from '../src/engine/testing/hubServer';
+import { appState, canvasRGB, setParams, setSlider } from './ui';
 
 const manifest = readManifest();
 const fixtures = loadFixtures();
@@ -19,35 +20,9 @@ const SD3_DIR = path.resolve('src/engine/families/sd3/__replica__');
 const SD3_REPLICA = path.join(SD3_DIR, 'sd3-tiny');
 const sd3Golden = JSON.parse(fs.readFileSync(path.join(SD3_DIR, 'sd3-golden.json'), 'utf8')) as { runs: (FixtureRun & { width: number; height: number })[] };
 
-/** Set a range slider the way a keyboard user does: focus, Home, then ArrowRight. */
-async function setSlider(page: Page, testId: string, value: number, min: number, step: number) {
-  const slider = page.getByTestId(testId);
-  await slider.focus();
-  await page.keyboard.press('Home');
-  for (let v = min; v < value - 1e-9; v += step) await page.keyboard.press('ArrowRight');
-  await expect(slider).toHaveValue(String(value));
-}
 
-async function setParams(page: Page, run: FixtureRun) {
-  await page.getByTestId('prompt').fill(run.prompt);
-  await page.getByTestId('negative-prompt').fill(run.negativePrompt);
-  await setSlider(page, 'steps', run.numInferenceSteps, 1, 1);
-  await setSlider(page, 'guidance', run.guidanceScale, 1, 0.5);
-  const random = page.getByTestId('random-seed');
-  if (await random.isChecked()) await random.uncheck();
-  await page.getByTestId('seed').fill(String(run.seed));
-}
 
-async function canvasRGB(page: Page): Promise<number[]> {
-  return page.getByTestId('result-canvas').evaluate((c: HTMLCanvasElement) => {
-    const d = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
-    const out: number[] = [];
-    for (let i = 0; i < d.length; i += 4) out.push(d[i], d[i + 1], d[i + 2]);
-    return out;
-  });
-}
 
-const appState = (page: Page) => page.locator('[data-state]').first();
 
 /** The project's backend and the fixture run it can afford. */
 function setup(info: TestInfo): { backend: 'webgpu' | 'wasm'; run: FixtureRun } {
