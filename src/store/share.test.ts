@@ -30,16 +30,27 @@ describe('parseShareLink', () => {
       'Ignored from the link (not a valid value): seed="0x10", steps="abc", cfg="", width without height, backend="cuda". The form keeps its own values for them.',
     );
     expect(ignoredNotice([])).toBeNull();
-    expect(parseShareLink('?steps=999&cfg=-3&seed=1e3').values).toEqual({ numInferenceSteps: 999, guidanceScale: -3, seed: 1000 });
+    expect(parseShareLink('?steps=999&cfg=-3&seed=7').values).toEqual({ numInferenceSteps: 999, guidanceScale: -3, seed: 7 });
+  });
+
+  it('reads the seed exactly as the seed field does: what the field refuses is named, never rewritten', () => {
+    for (const raw of ['1e3', '-1', '12.7', '4294967296', '+5', '', 'abc']) {
+      const link = parseShareLink(`?seed=${encodeURIComponent(raw)}`);
+      expect(link.values, raw).toEqual({});
+      expect(link.ignored, raw).toEqual([`seed=${JSON.stringify(raw)}`]);
+    }
+    expect(ignoredNotice(parseShareLink('?seed=1e3').ignored)).toBe('Ignored from the link (not a valid value): seed="1e3". The form keeps its own values for them.');
+    for (const [raw, seed] of [['0', 0], ['4294967295', 4294967295], ['0042', 42], [' 7 ', 7]] as const) {
+      expect(parseShareLink(`?seed=${encodeURIComponent(raw)}`).values, raw).toEqual({ seed });
+    }
   });
 
   it('goes through the setters: out-of-range values are clamped like typed ones', () => {
     const store = createStudioStore('auto');
-    store.getState().applyForm(parseShareLink('?steps=999&cfg=4.3&seed=-1&width=3&height=99999').values);
+    store.getState().applyForm(parseShareLink('?steps=999&cfg=4.3&width=3&height=99999').values);
     expect(store.getState()).toMatchObject({
       numInferenceSteps: GENERATE_FIELDS.numInferenceSteps.max,
       guidanceScale: 4.5,
-      seed: 0,
       size: [GENERATE_FIELDS.width.min, GENERATE_FIELDS.height.max],
     });
   });

@@ -4,12 +4,12 @@
  * one is needed is left out and named in the notice. `model`, `hub` and `revision` pick the model
  * (modelUrlFromSearch) and are carried over untouched; `backend` is the backend preference.
  */
-import { isBackendPreference } from './params';
+import { isBackendPreference, parseSeedText } from './params';
 import { selectGuidanceScale, selectNegativePrompt, selectNumInferenceSteps, selectSize } from './selectors';
 import type { FormValues, StudioData } from './state';
 
-/** URL parameter -> form field, for the numbers. */
-const NUMBER_PARAMS = { seed: 'seed', steps: 'numInferenceSteps', cfg: 'guidanceScale' } as const;
+/** URL parameter -> form field, for the numbers the setters clamp (the seed is read like the seed field). */
+const NUMBER_PARAMS = { steps: 'numInferenceSteps', cfg: 'guidanceScale' } as const;
 
 /** Every parameter the form reads from a link, plus `run` (generate once the model is ready). */
 export const SHARE_PARAMS = ['prompt', 'negative', 'seed', 'steps', 'cfg', 'width', 'height', 'run'] as const;
@@ -40,6 +40,13 @@ export function parseShareLink(search: string): ShareLink {
   if (prompt !== null) values.prompt = prompt;
   const negative = q.get('negative');
   if (negative !== null) values.negativePrompt = negative;
+  // the seed: exactly what the seed field accepts (digits, 0 to 2^32-1), so "1e3" or "-1" is named, not rewritten
+  const seed = q.get('seed');
+  if (seed !== null) {
+    const parsed = parseSeedText(seed);
+    if ('seed' in parsed) values.seed = parsed.seed;
+    else ignore('seed');
+  }
   for (const [name, field] of Object.entries(NUMBER_PARAMS)) {
     const raw = q.get(name);
     if (raw === null) continue;
