@@ -95,7 +95,7 @@ describe('App', () => {
     expect(doc.byTestId('cancel')!.attrs).toHaveProperty('disabled');
     expect(doc.byTestId('download')!.attrs).toHaveProperty('disabled');
     expect(doc.byTestId('result-canvas')!.attrs).toMatchObject({ width: '1', height: '1', 'data-kind': 'empty' });
-    expect(text(doc.byTestId('status')!.inner)).toBe('Loading model… 42%');
+    expect(text(doc.byTestId('status')!.inner)).toBe('Loading model… downloading transformer/model.onnx, 42% of 1.0 kB');
     expect(doc.byTestId('status')!.attrs['aria-live']).toBe('polite');
     expect(text(doc.byTestId('load-progress')!.inner)).toContain('transformer/model.onnx');
     expect(text(doc.byTestId('load-progress')!.inner)).toContain('420 B of 1.0 kB');

@@ -49,8 +49,19 @@ describe('applyEvent: load', () => {
       'b.onnx': { file: 'b.onnx', loaded: 0, total: 300 },
     });
     expect(selectLoadFraction(s)).toBe(0.25);
-    expect(selectStatusText(s)).toBe('Loading model… 25%');
+    // the status line names the file it waits for
+    expect(selectStatusText(s)).toBe('Loading model… waiting for b.onnx (0 of 300 B)');
     expect(selectAppState(s)).toBe('loading');
+  });
+
+  it('names the file whose response has not started, not the last message or the done files (fault table 1b)', () => {
+    let s = apply(loading(), { type: 'progress', stage: 'prepare', id: 'load-1', message: 'Checking what this model needs' });
+    s = applyAll(s, [download('load-1', 'text_model/model.onnx', 2_000_000, 2_000_000), download('load-1', 'transformer/model.onnx', 0, 36_630_442)]);
+    expect(selectStatusText(s)).toBe('Loading model… waiting for transformer/model.onnx (0 of 36.6 MB)');
+    s = apply(s, download('load-1', 'transformer/model.onnx', 9_200_000, 36_630_442));
+    expect(selectStatusText(s)).toBe('Loading model… downloading transformer/model.onnx, 25% of 36.6 MB');
+    s = applyAll(s, [download('load-1', 'transformer/model.onnx', 36_630_442, 36_630_442), { type: 'progress', stage: 'prepare', id: 'load-1', message: 'Starting WASM sessions' }]);
+    expect(selectStatusText(s)).toBe('Loading model… Starting WASM sessions');
   });
 
   it('shows prepare messages and the backend it is trying', () => {

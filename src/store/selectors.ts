@@ -1,6 +1,6 @@
 import type { ModelInfo } from '../engine/protocol';
 import { fieldRange, GENERATE_FIELDS, type InitImage } from '../engine/schema';
-import { formatSeconds } from './format';
+import { formatBytes, formatSeconds } from './format';
 import { clampGuidance, clampInt, clampStrength, parseSeedText } from './params';
 import type { FileProgress, ImageRecord, StudioData } from './state';
 
@@ -156,6 +156,14 @@ export function selectStatusText(s: StudioData): string {
   }
   if (model.status === 'idle') return 'Starting…';
   if (model.status === 'loading') {
+    // the file being fetched (files come one after another): named, so a stalled one is visible (fault table 1b)
+    const current = Object.values(model.files).find((f) => f.total > 0 && f.loaded < f.total);
+    if (current) {
+      const size = formatBytes(current.total);
+      return current.loaded === 0
+        ? `Loading model… waiting for ${current.file} (0 of ${size})`
+        : `Loading model… downloading ${current.file}, ${Math.floor((current.loaded / current.total) * 100)}% of ${size}`;
+    }
     const fraction = selectLoadFraction(s);
     // Once the bytes are in, the engine's own message ("Starting WebGPU sessions") says more than 100%.
     if (fraction !== null && (fraction < 1 || !model.message)) return `Loading model… ${Math.floor(fraction * 100)}%`;

@@ -221,7 +221,7 @@ describe('loadModel', () => {
     expect(state().model.requestId).toBe(engine.lastId);
     expect(selectAppState(state())).toBe('loading');
     engine.emit({ type: 'progress', stage: 'download', id: engine.lastId, file: 'transformer/model.onnx', loaded: 42, total: 100 });
-    expect(selectStatusText(state())).toBe('Loading model… 42%');
+    expect(selectStatusText(state())).toBe('Loading model… downloading transformer/model.onnx, 42% of 100 B');
     engine.emit(loadDone(engine.lastId));
     expect(selectAppState(state())).toBe('ready');
     expect(state().model.info?.id).toBe('webdit-tiny');

@@ -359,7 +359,9 @@ export class FileStore {
     const inParts = this.refused === null && f.bytes > partSize && !(f.gitSha1 && !f.sha256);
     const resumed = inParts ? await this.resumable(f, signal) : null;
     const offset = resumed ? sum(resumed.state.parts) : 0;
-    if (offset > 0) onProgress(offset, f.bytes);
+    // before the request, even at 0 bytes: while the response has not started (a slow server), the
+    // file has its row and the page says which file it waits for (fault table 1b)
+    onProgress(offset, f.bytes);
     // stopping the request stops both branches of the body (a file larger than listed, a cancel)
     const stop = new AbortController();
     const onAbort = () => stop.abort();
