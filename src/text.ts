@@ -22,3 +22,21 @@ export function cleanText(text: string): string {
   return text.replace(LINE_BREAKS, '\n').replace(UNSAFE, '');
 }
 
+
+/** The longest prompt an ARIA label or a tooltip carries: a screen reader reads a label whole. */
+export const LABEL_MAX = 200;
+
+/**
+ * A prompt as a label: cleaned (see cleanText), and past `max` characters cut at a word (never
+ * inside a surrogate pair) with how long the whole prompt is, so a 10,000-character prompt is not
+ * read out in full (fault table 2b).
+ */
+export function labelText(text: string, max = LABEL_MAX): string {
+  const clean = cleanText(text);
+  const chars = [...clean];
+  if (chars.length <= max) return clean;
+  let cut = chars.slice(0, max).join('');
+  const space = cut.search(/\s\S*$/);
+  if (space >= max * 0.75) cut = cut.slice(0, space);
+  return `${cut.trimEnd()}… (${chars.length.toLocaleString('en-US')} characters in all)`;
+}

@@ -4,6 +4,7 @@ import { formFromEntry, HISTORY_MAX_BYTES, HISTORY_MAX_IMAGES, restoreNotes, sto
 import { historyStore, useHistory } from '../history/store';
 import { formatBytes, formatTimings } from '../store/format';
 import { studioStore } from '../store/store';
+import { labelText } from '../text';
 import { downloadName, saveFile } from './download';
 import { downloadHistoryZip, reportingSaveErrors } from './zipDownload';
 
@@ -33,7 +34,7 @@ async function drawPng(canvas: HTMLCanvasElement, png: Blob): Promise<void> {
   }
 }
 
-const label = (e: HistoryEntry) => `${e.params.prompt || '(no prompt)'}, seed ${e.params.seed}`;
+const label = (e: HistoryEntry) => `${labelText(e.params.prompt) || '(no prompt)'}, seed ${e.params.seed}`;
 
 function HistoryItem({ entry, onOpen }: { entry: HistoryEntry; onOpen(): void }) {
   const url = useObjectUrl(entry.png);

@@ -10,7 +10,7 @@ import { downloadBatchZip, reportingSaveErrors } from './zipDownload';
 import { HistorySaveNotice } from './HistoryGallery';
 import { resultAsInit } from './InitImageField';
 import { receiveImageFile } from './RestorePanel';
-import { cleanText } from '../text';
+import { labelText } from '../text';
 import { LoadProgress } from './LoadProgress';
 import { RunProgress } from './RunProgress';
 import { StatusLine } from './StatusLine';
@@ -122,7 +122,7 @@ export function ImagePanel() {
   const description = preview
     ? `Preview of the image being generated, ${width}×${height}`
     : shown
-      ? `Generated image, ${width}×${height}, prompt: ${cleanText(shown.params.prompt) || '(none)'}, seed ${shown.params.seed}`
+      ? `Generated image, ${width}×${height}, prompt: ${labelText(shown.params.prompt) || '(none)'}, seed ${shown.params.seed}`
       : 'No image yet';
 
   return (
