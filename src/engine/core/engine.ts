@@ -267,7 +267,8 @@ export async function openModel(options: LoadOptions, deps: LoadDeps, signal: Ab
   // a size no browser can take (a manifest saying 2^40 bytes) is refused by the file's name, before any byte
   for (const [, spec] of usedFiles(opened, family)) checkFileSize(spec);
   prepare('Checking what this model needs');
-  const plan = await planLoad(opened, family, { asked, preference: options.backend, selected: backend, store: deps.store, storageFree: deps.storageFree, signal });
+  const download = (file: string, loaded: number, total: number) => emit({ type: 'progress', stage: 'download', file, loaded, total });
+  const plan = await planLoad(opened, family, { asked, preference: options.backend, selected: backend, store: deps.store, storageFree: deps.storageFree, signal, onDownload: download });
   if (plan.backend.backend !== backend.backend) emit({ type: 'backend', info: plan.backend });
   backend = plan.backend;
   for (const note of plan.notes) prepare(note);
@@ -277,7 +278,7 @@ export async function openModel(options: LoadOptions, deps: LoadDeps, signal: Ab
   // 5. every file of the components used, into storage with byte progress
   const files = usedFiles(folder, family);
   for (const [path, spec] of files) {
-    await deps.store.ensure(spec, (loaded, total) => emit({ type: 'progress', stage: 'download', file: path, loaded, total }), signal);
+    await deps.store.ensure(spec, (loaded, total) => download(path, loaded, total), signal);
   }
   checkAbort(signal);
 
@@ -301,17 +302,55 @@ export async function openModel(options: LoadOptions, deps: LoadDeps, signal: Ab
   const storage: StorageReport = { bytes: total, ...deps.store.state() };
 
   // 7. warm up: one 1-step image at the defaults runs every graph once, so kernels are compiled
-  //    and memory planned before the user's first click instead of during it
+  //    and memory planned before the user's first click instead of during it; on WASM, transformer
+  //    steps follow until their time settles (V8 runs new wasm code unoptimised first: the first
+  //    forwards of webdit-tiny take 218, 84, 52, 84, 61, 56 ms, then ~49; one warm-up step left the
+  //    user's first image at 1.47x a later one)
   try {
     prepare('Warming up');
     const d = info.defaults;
     const warm = resolveParams({ prompt: '', negativePrompt: d.negativePrompt, numInferenceSteps: 1, guidanceScale: d.guidanceScale, seed: 0, numImagesPerPrompt: 1, strength: d.strength, previewEvery: 0 }, info);
     await runPipeline(model, warm, undefined, { signal });
+    if (backend.backend === 'wasm') await settleSteps(model, { ...warm, numInferenceSteps: Math.min(WARM_STEPS, info.limits.numInferenceSteps.max) }, signal);
   } catch (e) {
     await model.dispose();
     throw signal.aborted ? new CancelledError('Loading the model') : e;
   }
   return { info, model, backend, storage };
+}
+
+const WARM_STEPS = 8;
+const WARM_BUDGET_MS = 1500;
+
+/** Transformer steps until two in a row are within 15% of each other and of the fastest so far
+ *  (at least 3, at most WARM_STEPS, stopped early past WARM_BUDGET_MS); the run is abandoned
+ *  before its decode (the first warm-up image decoded). Exported for its test. */
+export async function settleSteps(model: LoadedModel, params: ResolvedGenerateParams, signal: AbortSignal): Promise<number[]> {
+  const stop = new AbortController();
+  const forward = () => stop.abort();
+  signal.addEventListener('abort', forward, { once: true });
+  const times: number[] = [];
+  const t0 = performance.now();
+  let last = t0;
+  try {
+    await runPipeline(model, params, undefined, {
+      signal: stop.signal,
+      onStep() {
+        const t = performance.now();
+        times.push(t - last);
+        last = t;
+        const n = times.length;
+        const best = Math.min(...times);
+        const settled = n >= 3 && times[n - 1] <= 1.15 * best && times[n - 2] <= 1.15 * best;
+        if (settled || t - t0 > WARM_BUDGET_MS) stop.abort();
+      },
+    });
+  } catch (e) {
+    if (signal.aborted || !stop.signal.aborted) throw e;
+  } finally {
+    signal.removeEventListener('abort', forward);
+  }
+  return times;
 }
 
 /** What a family's load gets from the core (exported for tests that load a family without the warm-up). */

@@ -288,7 +288,7 @@ export const MAX_GRAPH_READ_AHEAD = 64 * 2 ** 20;
  * the small graph files are downloaded first (they are needed anyway) and read for their largest
  * weight and float16 inputs/outputs.
  */
-export async function modelNeeds(folder: ModelFolder, family: ModelFamily, store: FileStore, options: { readGraphs?: (g: GraphNeeds) => boolean; signal?: AbortSignal } = {}): Promise<ModelNeeds> {
+export async function modelNeeds(folder: ModelFolder, family: ModelFamily, store: FileStore, options: { readGraphs?: (g: GraphNeeds) => boolean; signal?: AbortSignal; onDownload?: (path: string, loaded: number, total: number) => void } = {}): Promise<ModelNeeds> {
   const files = usedFiles(folder, family);
   const declared = declaredNeeds(folder.manifest);
   const graphs: GraphNeeds[] = [];
@@ -299,7 +299,8 @@ export async function modelNeeds(folder: ModelFolder, family: ModelFamily, store
     const data = files.filter(([p]) => p !== path && p.startsWith(path) && componentOf(p) === component);
     const g: GraphNeeds = { name: path, component, bytes: spec.bytes + data.reduce((n, [, f]) => n + f.bytes, 0), largestTensor: null, float16Io: [] };
     if (options.readGraphs?.(g) && spec.bytes <= MAX_GRAPH_READ_AHEAD) {
-      await store.ensure(spec, () => undefined, options.signal);
+      // with byte progress like the load's own downloads: a graph read ahead is downloaded here
+      await store.ensure(spec, (loaded, total) => options.onDownload?.(path, loaded, total), options.signal);
       try {
         const facts = graphFacts(await store.read(spec, options.signal));
         g.largestTensor = facts.largestInitializer;
@@ -328,7 +329,7 @@ export function largestFileOf(folder: ModelFolder, g: GraphNeeds): number {
 export async function planLoad(
   folder: ModelFolder,
   family: ModelFamily,
-  o: { asked?: readonly string[]; preference: BackendPreference; selected: BackendInfo; store: FileStore; storageFree: () => Promise<number | null>; signal?: AbortSignal },
+  o: { asked?: readonly string[]; preference: BackendPreference; selected: BackendInfo; store: FileStore; storageFree: () => Promise<number | null>; signal?: AbortSignal; onDownload?: (path: string, loaded: number, total: number) => void },
 ): Promise<PreflightPlan> {
   const env = await probeEnvironment(o.storageFree);
   const declared = declaredNeeds(folder.manifest);
@@ -338,6 +339,7 @@ export async function planLoad(
   const limit = a ? Math.min(a.maxBufferSize, a.maxStorageBufferBindingSize) : Infinity;
   const needs = await modelNeeds(folder, family, o.store, {
     signal: o.signal,
+    onDownload: o.onDownload,
     // (never of a component the user left out: its files are not downloaded at all)
     readGraphs: (g) => gpuMayRun && !o.asked?.includes(g.component) && ((!a!.shaderF16 && declared.float16 === null) || largestFileOf(folder, g) > limit),
   });
