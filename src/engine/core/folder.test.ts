@@ -21,6 +21,7 @@ describe('manifest (format 2)', () => {
     ['a format-1 manifest', JSON.stringify({ id: 'webdit-tiny', graphs: {} }), /version 1.*version 2/],
     ['no id', manifest({ id: '' }), /"id"/],
     ['a path leaving the folder', manifest({ files: { 'model_index.json': { bytes: 1, sha256: sha }, '../x': { bytes: 1, sha256: sha } } }), /relative path/],
+    ['an absolute URL as a file (4e\'\')', manifest({ files: { 'model_index.json': { bytes: 1, sha256: sha }, 'http://evil.example/x.onnx': { bytes: 1, sha256: sha } } }), /"http:\/\/evil\.example\/x\.onnx" must be a relative path/],
     ['a bad sha256', manifest({ files: { 'model_index.json': { bytes: 1, sha256: 'xyz' } } }), /sha256/],
     ['a zero size', manifest({ files: { 'model_index.json': { bytes: 0, sha256: sha } } }), /bytes/],
     ['no model_index.json', manifest({ files: { 'a.onnx': { bytes: 1, sha256: sha } } }), /model_index/],

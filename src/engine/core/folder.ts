@@ -65,7 +65,8 @@ export function parseManifest(text: string): ModelManifest {
   const files = m.files;
   need(isObj(files), '"files" must list every file with its bytes and sha256');
   for (const [name, f] of Object.entries(files)) {
-    need(!name.includes('..') && !name.startsWith('/') && !name.includes('\\'), `file "${name}" must be a relative path inside the model folder`);
+    // an absolute URL ("http://evil.example/x.onnx", "data:…") is not a path in the folder either (fault table 4e'')
+    need(!name.includes('..') && !name.startsWith('/') && !name.includes('\\') && !/^[a-z][a-z\d+.-]*:/i.test(name), `file "${name}" must be a relative path inside the model folder`);
     need(isObj(f) && isPosInt(f.bytes), `file "${name}" needs a positive integer "bytes"`);
     need(typeof f.sha256 === 'string' && /^[0-9a-f]{64}$/.test(f.sha256), `file "${name}" needs a 64-hex-digit "sha256"`);
   }
