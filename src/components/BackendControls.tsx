@@ -35,6 +35,12 @@ export function BackendControls() {
           <small className="backend-detail" title={details.long}>
             {details.short}
           </small>
+          {/* auto mode chose WASM over a GPU: why, in view rather than only in a tooltip (fault table 8b) */}
+          {info.backend === 'wasm' && info.fallbackReason && (
+            <small className="backend-reason" data-testid="backend-reason">
+              WebGPU not used: {info.fallbackReason}
+            </small>
+          )}
         </>
       ) : (
         <span className="badge badge-pending" data-testid="backend-badge-pending">{trying ? `Starting ${LABELS[trying.backend]}…` : loading ? 'Detecting…' : 'Not loaded'}</span>
