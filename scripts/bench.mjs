@@ -3,6 +3,8 @@
 //   native-forward  the transformer at batch 2 (one CFG step) in onnxruntime-node, 1 and N threads
 //   wasm-forward    the same graph and inputs in ORT-web inside Chromium, 1 and N threads, in the
 //                   plain build (the studio's WASM loads) and the asyncify build (its WebGPU loads)
+//   gemm-floor      a graph of only MatMuls shaped like the transformer's MLP, native vs the plain
+//                   build in Chromium: what SIMD128 costs a GEMM on this CPU (the floor under wasm-forward)
 //   studio-visit    page open -> model ready -> first image, cold (fresh profile) and warm (same profile)
 //   first-vs-later  the first image after the load against later ones (engine time)
 //   studio-step     the studio's ms per step at its defaults; overhead = step - forward
@@ -21,6 +23,7 @@ import path from 'node:path';
 import { chromium } from '@playwright/test';
 import { benchChart } from './bench/chart.mjs';
 import { makeInputs, transformerGraph } from './bench/inputs.mjs';
+import { gemmFolder } from './bench/gemm.mjs';
 import { nativeForward } from './bench/native.mjs';
 import { startBenchServer } from './bench/server.mjs';
 import { BASE_ARGS, executablePath, studioRows, webgpuRow } from './bench/studio.mjs';
@@ -81,6 +84,24 @@ if (only.has('native') || only.has('wasm') || only.has('studio')) {
   }
 }
 
+// the GEMM floor: the MLP's MatMuls at a CFG step (2 x tokens rows), from the transformer's config
+let gemm = null;
+if (only.has('wasm') && only.has('native')) {
+  let cfg = {};
+  try {
+    cfg = JSON.parse(fs.readFileSync(path.join(modelDir, graph.dir, 'config.json'), 'utf8'));
+  } catch {
+    /* no config: the embedded model's sizes */
+  }
+  const hidden = Math.min(cfg.hidden_size ?? 256, 1024);
+  const tokens = Math.min(2 * ((cfg.sample_size ?? 16) / (cfg.patch_size ?? 2)) ** 2, 1024);
+  const g = gemmFolder({ tokens, hidden, mlp: 4 * hidden, reps: 6 });
+  const gGraph = transformerGraph(g.dir);
+  const gFeeds = await makeInputs(g.dir, gGraph);
+  gemm = { ...g, graph: gGraph, feeds: gFeeds, shape: `[${tokens},${hidden}]x[${hidden},${4 * hidden}]x[${4 * hidden},${hidden}] x6`, native: {} };
+  for (const t of threadCounts) gemm.native[t] = (await nativeForward(g.dir, gGraph, gFeeds, t, { runs: Math.max(forwardRuns, 10) })).ms;
+}
+
 const server = await startBenchServer({ modelDir, feeds });
 let studioForward = null;
 try {
@@ -95,6 +116,21 @@ try {
           const r = await page.evaluate((o) => window.forward(o), { build, threads: t, graph, warmup: 20, runs: forwardRuns });
           if (build === 'plain' && t === N) studioForward = r.ms; // the build the studio's WASM loads run
           emit({ row: 'wasm-forward', build, threads: r.threads, isolated: r.isolated, ms: round(r.ms), minMs: round(r.min), firstRunMs: round(r.firstMs), sessionCreateMs: round(r.createMs), runs: r.runs, vsNative: round(r.ms / native[t]), firstForwardsMs: r.curve.slice(0, 20) });
+        }
+      }
+      if (gemm) {
+        const gServer = await startBenchServer({ modelDir: gemm.dir, feeds: gemm.feeds });
+        try {
+          const gPage = await browser.newPage();
+          await gPage.goto(`${gServer.url}/bench/forward.html`);
+          await gPage.waitForFunction(() => window.benchReady === true);
+          for (const t of threadCounts) {
+            const r = await gPage.evaluate((o) => window.forward(o), { build: 'plain', threads: t, graph: gemm.graph, warmup: 10, runs: forwardRuns });
+            emit({ row: 'gemm-floor', shape: gemm.shape, gflop: round(gemm.gflop), threads: t, nativeMs: round(gemm.native[t]), wasmMs: round(r.ms), nativeGflops: round(gemm.gflop / (gemm.native[t] / 1000)), wasmGflops: round(gemm.gflop / (r.ms / 1000)), vsNative: round(r.ms / gemm.native[t]) });
+          }
+        } finally {
+          await gServer.close();
+          fs.rmSync(gemm.dir, { recursive: true, force: true });
         }
       }
     } finally {

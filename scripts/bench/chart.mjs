@@ -1,5 +1,6 @@
 // The benchmark's rows as an SVG chart (no dependencies): one panel of ms per CFG step against the
-// native floor, one of seconds from page open to ready and to the first image.
+// native floor, one of seconds from page open to ready and to the first image, one of the GEMM floor
+// (MatMuls alone, native vs WASM) when bench.mjs measured it.
 const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
 function panel({ title, bars, unit, y, width, floor, floorLabel }) {
@@ -55,7 +56,15 @@ export function benchChart(rows, { title, subtitle = '' }) {
   }
   const a = panel({ title: 'Transformer forward at batch 2 (one CFG step), ms', bars: stepBars, unit: 'ms', y: 62, width, floor: native ? 2 * native.ms : undefined, floorLabel: native ? `the fastest, ${threads(native.threads)}` : '' });
   const b = panel({ title: 'Studio, seconds', bars: loadBars, unit: 's', y: 62 + a.height + 10, width });
-  const height = 62 + a.height + 10 + b.height + 10;
+  const gemmBars = [];
+  for (const r of rows.filter((x) => x.row === 'gemm-floor')) {
+    gemmBars.push({ label: `MatMuls only: native, ${threads(r.threads)}`, value: r.nativeMs, kind: 'native', note: `${r.nativeGflops.toFixed(0)} GFLOP/s` });
+    gemmBars.push({ label: `MatMuls only: WASM, ${threads(r.threads)}`, value: r.wasmMs, kind: 'wasm', note: `${r.wasmGflops.toFixed(0)} GFLOP/s, ${r.vsNative.toFixed(2)}x native` });
+  }
+  const g = gemmBars.length
+    ? panel({ title: `The floor: a graph of only MatMuls (the MLP's shapes, ${rows.find((x) => x.row === 'gemm-floor').shape}), ms`, bars: gemmBars, unit: 'ms', y: 62 + a.height + 10 + b.height + 10, width })
+    : { svg: '', height: 0 };
+  const height = 62 + a.height + 10 + b.height + 10 + g.height + (g.height ? 10 : 0);
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="system-ui, sans-serif">
 <style>
 .title { font-size: 15px; font-weight: 600; fill: #222; }
@@ -70,6 +79,7 @@ export function benchChart(rows, { title, subtitle = '' }) {
 <text x="16" y="46" font-size="12.5" fill="#555">${esc(subtitle)}</text>
 ${a.svg}
 ${b.svg}
+${g.svg}
 </svg>
 `;
 }

@@ -329,6 +329,7 @@ export async function settleSteps(model: LoadedModel, params: ResolvedGeneratePa
   const stop = new AbortController();
   const forward = () => stop.abort();
   signal.addEventListener('abort', forward, { once: true });
+  if (signal.aborted) stop.abort();
   const times: number[] = [];
   const t0 = performance.now();
   let last = t0;

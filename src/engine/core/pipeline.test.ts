@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FAMILIES } from '../families';
-import { resolveParams, openModel, type Current } from './engine';
+import { resolveParams, openModel, settleSteps, type Current } from './engine';
 import { FileStore } from './files';
 import { img2imgStart, runPipeline } from './pipeline';
 import { createRunner } from './sessions';
@@ -15,6 +15,7 @@ import { MemoryStorage } from './storage';
 import { f32, fileFetcher, loadFixtures, MODEL_DIR, MODEL_URL, maxAbsDiff, psnr, readManifest, rgbaOf, rgbOf, u8, type FixtureRun } from '../testing/fixtures';
 import { sha256Hex } from './sha256';
 import type { GeneratedImage } from '../protocol';
+import { CancelledError } from '../errors';
 import type { InitImage } from '../schema';
 
 const fx = loadFixtures();
@@ -134,6 +135,32 @@ describe('full pipeline', () => {
     const c = await run({ ...r, seed: 2 });
     expect(Buffer.from(a.images[0].image.pixels).equals(Buffer.from(b.images[0].image.pixels))).toBe(true);
     expect(Buffer.from(a.images[0].image.pixels).equals(Buffer.from(c.images[0].image.pixels))).toBe(false);
+  });
+});
+
+describe('the warm-up on WASM (settleSteps)', () => {
+  const warmParams = () => resolveParams(
+    { prompt: '', negativePrompt: '', seed: 0, numInferenceSteps: 8, guidanceScale: 4, numImagesPerPrompt: 1, strength: 0.6, previewEvery: 0 },
+    { id: 'm', name: 'm', family: 'webdit', ...loaded.model.info },
+  );
+  it('runs transformer steps until two in a row are within 15% of the fastest (3 to 8 steps), and leaves the model as it was', async () => {
+    const before = await run(fx.runs[0]);
+    const times = await settleSteps(loaded.model, warmParams(), new AbortController().signal);
+    expect(times.length).toBeGreaterThanOrEqual(3);
+    expect(times.length).toBeLessThanOrEqual(8);
+    const best = Math.min(...times);
+    const n = times.length;
+    const settled = times[n - 1] <= 1.15 * best && times[n - 2] <= 1.15 * best;
+    const overBudget = times.reduce((a, b) => a + b, 0) > 1500;
+    expect(settled || overBudget || n === 8).toBe(true);
+    if (n < 8 && !overBudget) expect(settled).toBe(true);
+    const after = await run(fx.runs[0]);
+    expect(Array.from(after.images[0].image.pixels)).toEqual(Array.from(before.images[0].image.pixels));
+  });
+  it('a cancel of the load during the warm-up is a CancelledError, not a quiet stop', async () => {
+    const outer = new AbortController();
+    outer.abort();
+    await expect(settleSteps(loaded.model, warmParams(), outer.signal)).rejects.toBeInstanceOf(CancelledError);
   });
 });
 
