@@ -136,9 +136,9 @@ async function formIs(page: Page, run: Pick<Golden, 'prompt' | 'seed' | 'numInfe
   await expect(page.getByTestId('guidance')).toHaveValue(String(run.guidanceScale));
 }
 
-// ---- 1b, 2a, 2b, 2e, 11d, 3e: a first visit, then prompts and extremes ----
+// ---- 1b, 1, 2a, 2b, 2e, 11d, 3e: a first visit, then prompts and extremes ----
 
-test('a stalled model file is named in the status line; empty, spaces-only, 10,000-character and markup prompts and 1 step at CFG 1 and 12 each make PyTorch\'s image, as plain text (1b, 2a, 2b, 2e, 11d, 3e) @wasm-only', async ({ page, context }) => {
+test('a stalled model file is named in the status line, and Ctrl+Enter pressed meanwhile runs once it loads; empty, spaces-only, 10,000-character and markup prompts and 1 step at CFG 1 and 12 each make PyTorch\'s image, as plain text (1b, 1, 2a, 2b, 2e, 11d, 3e) @wasm-only', async ({ page, context }) => {
   const dialogs: string[] = [];
   const errors: string[] = [];
   page.on('dialog', (d) => {
@@ -162,16 +162,26 @@ test('a stalled model file is named in the status line; empty, spaces-only, 10,0
   // and the status keeps saying so while it stalls, not the last preparation message
   await page.waitForTimeout(3000);
   await expect(page.getByTestId('status')).toHaveText(waiting);
-  release();
-  await waitReady(page);
-  await context.unrouteAll({ behavior: 'ignoreErrors' });
-  await page.getByTestId('live-preview').uncheck();
 
-  // 2a: an empty prompt and one of only spaces (unconditional samples)
+  // 1: Ctrl+Enter while the model loads waits for it (once: Enter in the negative prompt and a
+  // click on Generate add nothing), then runs; 2a: with an empty prompt (an unconditional sample)
   const empty = golden('empty prompt (2a)');
+  await page.getByTestId('live-preview').uncheck();
   await fill(page, empty);
-  await generate(page);
-  await expectPyTorch(page, empty.rgb, 'empty prompt');
+  const runs = await countRuns(page);
+  await page.getByTestId('prompt').press('Control+Enter');
+  await expect(page.getByTestId('status')).toHaveText('Will start when the model is ready');
+  await expect(page.getByTestId('generate')).toHaveText('Waiting…');
+  await page.getByTestId('negative-prompt').press('Enter');
+  await page.getByTestId('generate').click({ force: true });
+  await expect(page.getByTestId('status')).toHaveText('Will start when the model is ready');
+  release();
+  await done(page);
+  await expect(appState(page)).toHaveAttribute('data-state', 'ready');
+  await context.unrouteAll({ behavior: 'ignoreErrors' });
+  await expectPyTorch(page, empty.rgb, 'empty prompt, pressed during the load');
+  expect(await runs()).toBe(1);
+  await expect(page.getByTestId('history-usage')).toHaveAttribute('data-count', '1');
   const spaces = golden('spaces only (2a)');
   await fill(page, spaces);
   await expect(page.getByTestId('prompt')).toHaveValue(spaces.prompt);
@@ -413,9 +423,49 @@ test('a reload during a 50-step run keeps the form and a usable studio; two page
   expect(await canvasRGB(page)).toEqual(reference);
 });
 
-// ---- 4b, 4e'': a model file that is an HTML page, a manifest that names an absolute URL ----
+// ---- 4b, 4e'', 4f, 9d: a model file that is an HTML page, a manifest that names an absolute URL,
+// a slow download left by navigating away and by a reload ----
 
-test('an HTML page served with status 200 as a model file, then a manifest naming an absolute URL: each refused by name, nothing stored or sent away, Retry loads the model (4b, 4e\'\') @wasm-only', async ({ page, context }, info) => {
+const WORKER_SCRIPT = /\/assets\/worker-[^/]+\.js$/;
+/** Bytes of one transformer response the worker reads before its body stalls (a very slow server). */
+const STALL_AFTER = 4 * 2 ** 20;
+/** At the top of the served worker bundle: every transformer/model.onnx body stalls after STALL_AFTER bytes. */
+const STALL = `(() => {
+  const fetch0 = self.fetch.bind(self);
+  self.fetch = async (input, init) => {
+    const res = await fetch0(input, init);
+    if (!(typeof input === 'string' ? input : input.url).endsWith('/${TRANSFORMER}') || !res.body || res.status >= 300) return res;
+    const reader = res.body.getReader();
+    let n = 0;
+    const body = new ReadableStream({
+      async pull(c) {
+        if (n >= ${STALL_AFTER}) return new Promise(() => {});
+        const { done, value } = await reader.read();
+        if (done) return c.close();
+        n += value.byteLength;
+        c.enqueue(value);
+      },
+    });
+    return new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
+  };
+})();`;
+
+/** Bytes of transformer/model.onnx kept in storage as parts of an unfinished download. */
+const storedParts = (page: Page) =>
+  page.evaluate(async (file) => {
+    let bytes = 0;
+    for (const name of await caches.keys()) {
+      const c = await caches.open(name);
+      for (const key of await c.keys()) {
+        if (!key.url.includes(`/${file}?webdit-partial`)) continue;
+        const state = (await (await c.match(key))!.json()) as { parts: number[] };
+        bytes = Math.max(bytes, state.parts.reduce((a, b) => a + b, 0));
+      }
+    }
+    return bytes;
+  }, TRANSFORMER);
+
+test('an HTML page served with status 200 as a model file, then a manifest naming an absolute URL: each refused by name, nothing stored or sent away; a stalled download left by navigating away, then by a reload, continues from its stored parts and the model runs (4b, 4e\'\', 9d, 4f) @wasm-only', async ({ page, context }, info) => {
   const origin = new URL(info.project.use.baseURL!).origin;
   const foreign: string[] = [];
   context.on('request', (r) => {
@@ -423,6 +473,14 @@ test('an HTML page served with status 200 as a model file, then a manifest namin
     if (['http:', 'https:'].includes(u.protocol) && u.origin !== origin) foreign.push(r.url());
     if (r.url().includes('evil.example')) foreign.push(r.url());
   });
+  // the transformer's body stalls on the first two visits (the worker is stubbed when it is served)
+  let stalls = 2;
+  await context.route(WORKER_SCRIPT, async (route) => {
+    const res = await route.fetch();
+    await route.fulfill({ response: res, body: stalls-- > 0 ? `${STALL}\n${await res.text()}` : await res.text() });
+  });
+  const ranges: (string | null)[] = [];
+  context.on('request', (r) => r.url().endsWith(`/${TRANSFORMER}`) && ranges.push(r.headers().range ?? null));
   const html = '<!doctype html><html><head><title>Not found</title></head><body>Single-page app fallback</body></html>';
   let fault: 'html' | 'manifest' | null = 'html';
   await context.route(new RegExp(`/${TRANSFORMER.replace(/[./]/g, '\\$&')}$`), (route) =>
@@ -466,14 +524,34 @@ test('an HTML page served with status 200 as a model file, then a manifest namin
   expect(foreign).toEqual([]);
   await expect(page.getByTestId('prompt')).toHaveValue(BASE.prompt);
 
-  // Retry with the folder as it should be
+  // Retry with the folder as it should be, from a very slow server: the body stalls after 4 MiB,
+  // and the status line says how far the file got
   fault = null;
   await page.getByTestId('fix-retry-load').click();
+  const size = formatBytes(manifest.files[TRANSFORMER].bytes);
+  await expect(page.getByTestId('status')).toHaveText(new RegExp(`^Loading model… downloading ${TRANSFORMER}, \\d+% of ${size}$`), { timeout: 60_000 });
+  await expect.poll(() => storedParts(page), { timeout: 60_000 }).toBeGreaterThanOrEqual(2 ** 20);
+  await page.waitForTimeout(500);
+  const kept1 = await storedParts(page);
+
+  // 9d: away to about:blank and back: the download continues from the stored parts (and stalls again)
+  await page.goto('about:blank');
+  await page.goto('/?backend=wasm');
+  await expect(page.getByTestId('status')).toHaveText(new RegExp(`^Loading model… downloading ${TRANSFORMER}, \\d+% of ${size}$`), { timeout: 60_000 });
+  await expect.poll(() => storedParts(page), { timeout: 60_000 }).toBeGreaterThanOrEqual(kept1 + 2 ** 20);
+  await page.waitForTimeout(500);
+  const kept2 = await storedParts(page);
+
+  // 4f: a reload, the server fast again: the rest, then the model runs
+  await page.reload();
   await waitReady(page);
+  expect(ranges).toEqual([null /* the HTML page */, null, `bytes=${kept1}-`, `bytes=${kept2}-`]);
+  await expect(page.getByTestId('error-banner')).toHaveCount(0);
+  await expect(page.getByTestId('prompt')).toHaveValue(BASE.prompt);
   await page.getByTestId('live-preview').uncheck();
   await fill(page, BASE);
   await generate(page);
-  await expectPyTorch(page, BASE.rgb, 'after 4b and 4e\'\'');
+  await expectPyTorch(page, BASE.rgb, 'after 4b, 4e\'\', 9d and 4f');
   expect(foreign).toEqual([]);
 });
 
