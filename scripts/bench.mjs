@@ -3,6 +3,8 @@
 //   native-forward  the transformer at batch 2 (one CFG step) in onnxruntime-node, 1 and N threads
 //   wasm-forward    the same graph and inputs in ORT-web inside Chromium, 1 and N threads, in the
 //                   plain build (the studio's WASM loads) and the asyncify build (its WebGPU loads)
+//   op-profile      ONNX Runtime's profiler, op type by op type: WASM (its .wasm run by Node's V8) vs
+//                   native, 1 thread: where the forward's time goes and which ops lose most
 //   gemm-floor      a graph of only MatMuls shaped like the transformer's MLP, native vs the plain
 //                   build in Chromium: what SIMD128 costs a GEMM on this CPU (the floor under wasm-forward)
 //   studio-visit    page open -> model ready -> first image, cold (fresh profile) and warm (same profile)
@@ -25,6 +27,7 @@ import { benchChart } from './bench/chart.mjs';
 import { makeInputs, transformerGraph } from './bench/inputs.mjs';
 import { gemmFolder } from './bench/gemm.mjs';
 import { nativeForward } from './bench/native.mjs';
+import { opProfile } from './bench/ops.mjs';
 import { startBenchServer } from './bench/server.mjs';
 import { BASE_ARGS, executablePath, studioRows, webgpuRow } from './bench/studio.mjs';
 
@@ -82,6 +85,14 @@ if (only.has('native') || only.has('wasm') || only.has('studio')) {
     native[t] = r.ms;
     emit({ row: 'native-forward', graph: graph.rel, inputs: shapes, threads: t, ms: round(r.ms), minMs: round(r.min), runs: r.runs, vsNative: 1 });
   }
+}
+
+if (only.has('wasm') && only.has('native')) {
+  const p = await opProfile(modelDir, graph, feeds);
+  for (const r of p.rows.filter((x) => x.wasmShare >= 0.005)) {
+    emit({ row: 'op-profile', op: r.op, count: r.count, wasmMs: round(r.wasmMs), nativeMs: round(r.nativeMs), vsNative: round(r.vsNative), wasmShare: round(r.wasmShare) });
+  }
+  emit({ row: 'op-profile', op: 'total (profiled)', wasmMs: round(p.wasmTotal), nativeMs: round(p.nativeTotal), vsNative: round(p.wasmTotal / p.nativeTotal), wasmShare: 1 });
 }
 
 // the GEMM floor: the MLP's MatMuls at a CFG step (2 x tokens rows), from the transformer's config

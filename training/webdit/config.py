@@ -83,6 +83,10 @@ class Preset:
     lr_vae: float = 4e-4
     lr_clip: float = 5e-4
     lr_dit: float = 4e-4
+    # DiT batch recipe (training/ablate.py compares them); the defaults are the recipe v1 and v2 used
+    dit_cond_dropout: float = 0.1  # share of captions replaced by "" (classifier-free guidance)
+    dit_emoji_frac: float = 0.0  # share of each batch drawn from the emoji; 0: uniform over all training images
+    dit_t_logit_std: float = 1.0  # t = sigmoid(N(0, std)) (logit-normal); 0: t uniform in (0, 1)
     eval_emoji: int = 300
     eval_shapes: int = 120
 

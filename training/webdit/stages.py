@@ -392,14 +392,23 @@ def stage_dit(run, P: Preset, ds, lat, tc, device, budget=None):
     if device == "cuda":  # gathered there, no copy per step (same values)
         latents, ctx, pooled = latents.to(device), ctx.to(device), pooled.to(device)
     train_idx = np.where(~ds["val"])[0]
+    is_emoji = np.array([m["kind"] == "emoji" for m in ds["meta"]])
+    emoji_idx, other_idx = train_idx[is_emoji[train_idx]], train_idx[~is_emoji[train_idx]]
     T = P.scheduler.num_train_timesteps
 
     def batch(rng):
-        idx = rng.choice(train_idx, P.dit_batch)
+        if P.dit_emoji_frac > 0:  # class-balanced: a fixed share of emoji per batch
+            k = int(round(P.dit_emoji_frac * P.dit_batch))
+            idx = np.concatenate([rng.choice(emoji_idx, k), rng.choice(other_idx, P.dit_batch - k)])
+        else:
+            idx = rng.choice(train_idx, P.dit_batch)
         cid = np.array([cap_ids[i][rng.randint(len(cap_ids[i]))] for i in idx])
-        cid[rng.rand(len(idx)) < 0.1] = empty  # condition dropout for CFG
+        cid[rng.rand(len(idx)) < P.dit_cond_dropout] = empty  # condition dropout for CFG
         x0 = latents[idx]  # no mirroring: captions name left and right
-        t = torch.sigmoid(torch.from_numpy(rng.randn(len(idx))).float())  # logit-normal
+        if P.dit_t_logit_std > 0:  # logit-normal
+            t = torch.sigmoid(P.dit_t_logit_std * torch.from_numpy(rng.randn(len(idx))).float())
+        else:
+            t = torch.from_numpy(rng.rand(len(idx))).float()
         if device == "cuda":  # numpy's normals would bound a GPU's step: drawn there, seeded from the stream
             g = torch.Generator(device=x0.device)
             g.manual_seed(int(rng.randint(2 ** 31)))
