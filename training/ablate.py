@@ -61,7 +61,7 @@ class FixedLoss:
     """The flow-matching loss on a fixed set (n emoji + n shapes from the training split), each image
     at every t of T_GRID with fixed noise; captions: each image's first, or shuffled among the set."""
 
-    def __init__(self, base, n=256, seed=7):
+    def __init__(self, base, n=256, seed=7):  # n per kind (emoji, shapes)
         with open(os.path.join(base, "data.pkl"), "rb") as f:
             ds = pickle.load(f)
         lat = torch.load(os.path.join(base, "latents.pt"), map_location="cpu")
@@ -125,6 +125,35 @@ HEADER = ("| variant | settings | samples | samples/s | emoji loss / caption gap
           "|---|---|---|---|---|---|---|---|---|---|")
 
 
+BEGIN, END = "<!-- ablations:begin (training/ablate.py --card) -->", "<!-- ablations:end -->"
+
+
+def write_card(folder, res, table, note):
+    """The model card's "Recipe ablations" section (replaced between BEGIN and END; appended before
+    the quality section or "## Limits" the first time)."""
+    c = res.get("common", {})
+    block = (f"{BEGIN}\n## Recipe ablations at equal compute (training/ablate.py)\n\n"
+             f"Every variant starts from the same weights ({c.get('start', 'the shipped model')}), trains "
+             f"{c.get('samples', '?')} samples on {c.get('threads', '?')} CPU thread(s) and is measured the same way: "
+             f"the issue's metrics at the defaults with smaller n (emoji {c.get('n_style', '?')} per style, natural "
+             f"{c.get('n_natural', '?')} per template, shapes {c.get('n_shapes', '?')}: differences under ~0.05 are noise) "
+             "and, with far less noise, the flow-matching loss on a fixed set of 256 training emoji and 256 shapes "
+             "(5 noise levels, fixed noise) with their own captions, and how much it rises when the captions are "
+             "shuffled among them (the caption gap: how much the text steers the model).\n\n"
+             f"{table}\n\n{note}\n{END}\n")
+    path = os.path.join(folder, "README.md")
+    with open(path) as f:
+        text = f.read()
+    if BEGIN in text:
+        text = text[:text.index(BEGIN)] + block + text[text.index(END) + len(END) + 1:]
+    else:
+        anchor = next((m for m in ("<!-- quality:begin", "## Limits") if m in text), None)
+        text = text.replace(anchor, block + "\n" + anchor, 1) if anchor else text + "\n" + block
+    with open(path, "w") as f:
+        f.write(text)
+    print(f"wrote the ablation table into {path}")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--base", required=True, help="a run folder with the finished stages before the DiT")
@@ -141,13 +170,16 @@ def main(argv=None):
     ap.add_argument("--n-shapes", type=int, default=24)
     ap.add_argument("--out", default=OUT)
     ap.add_argument("--table", action="store_true", help="only print the table of --out")
+    ap.add_argument("--card", default=None, metavar="FOLDER",
+                    help="only write the table of --out into FOLDER/README.md (the model card), with --note under it")
+    ap.add_argument("--note", default="", help="with --card: what the table decided (Markdown)")
     a = ap.parse_args(argv)
     res = read_json(a.out) if os.path.exists(a.out) else {"about": __doc__.split("\n")[0], "variants": {}}
-    if a.table:
-        print(HEADER)
-        for name, e in res["variants"].items():
-            print(summary_row(name, e))
-        return
+    if a.table or a.card:
+        table = "\n".join([HEADER] + [summary_row(name, e) for name, e in res["variants"].items()])
+        if not a.card:
+            return print(table)
+        return write_card(a.card, res, table, a.note)
     torch.set_num_threads(a.threads)
     ck = torch.load(a.checkpoint, map_location="cpu")
     seed_dir = os.path.join(a.root, "_seed")
