@@ -101,6 +101,25 @@ class FixedLoss:
         return out
 
 
+def text_check(base, n=400, seed=0):
+    """Do the text embeddings tell emoji apart? For n training emoji, the pooled embedding of each
+    one's first caption against the pooled embeddings of every emoji's last caption (another wording
+    of the same name): the share whose nearest (cosine) is its own emoji, and the mean cosines."""
+    with open(os.path.join(base, "data.pkl"), "rb") as f:
+        ds = pickle.load(f)
+    tc = torch.load(os.path.join(base, "textcache.pt"), map_location="cpu")
+    emoji = [i for i, m in enumerate(ds["meta"]) if m["kind"] == "emoji"]
+    pick = np.random.RandomState(seed).choice(emoji, n, replace=False)
+    unit = lambda x: x / x.norm(dim=-1, keepdim=True)  # noqa: E731
+    a = unit(tc["pooled"][[tc["caption_ids"][i][0] for i in pick]].float())
+    b = unit(tc["pooled"][[tc["caption_ids"][i][-1] for i in pick]].float())
+    sim = a @ b.T
+    off = ~torch.eye(n, dtype=torch.bool)
+    return {"n": n, "top1": float((sim.argmax(1) == torch.arange(n)).float().mean()),
+            "cos_same_emoji": float(sim.diag().mean()), "cos_other_emoji": float(sim[off].mean()),
+            "example": [ds["caps"][pick[0]][0], ds["caps"][pick[0]][-1]]}
+
+
 def quick_eval(models, folder, fixed, n_style, n_natural, n_shapes):
     d = read_json(os.path.join(folder, "manifest.json"))["defaults"]
     t0 = time.time()
@@ -173,7 +192,10 @@ def main(argv=None):
     ap.add_argument("--card", default=None, metavar="FOLDER",
                     help="only write the table of --out into FOLDER/README.md (the model card), with --note under it")
     ap.add_argument("--note", default="", help="with --card: what the table decided (Markdown)")
+    ap.add_argument("--text-check", action="store_true", help="only print text_check(--base) (do captions tell emoji apart?)")
     a = ap.parse_args(argv)
+    if a.text_check:
+        return print(json.dumps(text_check(a.base)))
     res = read_json(a.out) if os.path.exists(a.out) else {"about": __doc__.split("\n")[0], "variants": {}}
     if a.table or a.card:
         table = "\n".join([HEADER] + [summary_row(name, e) for name, e in res["variants"].items()])
