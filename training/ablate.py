@@ -31,6 +31,7 @@ sys.path.insert(0, TRAINING)
 
 from webdit.export import read_json  # noqa: E402
 from webdit.from_onnx import pipeline_models_from_checkpoint, seed_run  # noqa: E402
+from webdit.modelcard import replace_block  # noqa: E402
 from webdit.quality import STYLES, measure  # noqa: E402
 
 OUT = os.path.join(TRAINING, "ablations.json")
@@ -161,15 +162,7 @@ def write_card(folder, res, table, note):
              "shuffled among them (the caption gap: how much the text steers the model).\n\n"
              f"{table}\n\n{note}\n{END}\n")
     path = os.path.join(folder, "README.md")
-    with open(path) as f:
-        text = f.read()
-    if BEGIN in text:
-        text = text[:text.index(BEGIN)] + block + text[text.index(END) + len(END) + 1:]
-    else:
-        anchor = next((m for m in ("<!-- quality:begin", "## Limits") if m in text), None)
-        text = text.replace(anchor, block + "\n" + anchor, 1) if anchor else text + "\n" + block
-    with open(path, "w") as f:
-        f.write(text)
+    replace_block(path, BEGIN, END, block, before=("<!-- quality:begin", "## Limits"))
     print(f"wrote the ablation table into {path}")
 
 

@@ -20,6 +20,7 @@ import torch
 
 from webdit.export import read_json
 from webdit.from_onnx import pipeline_models_from_checkpoint
+from webdit.modelcard import replace_block
 from webdit.quality import card_section, curve_svg, measure
 
 TRAINING = os.path.dirname(os.path.abspath(__file__))
@@ -54,17 +55,8 @@ def write_card(folder, points, shipped_label):
     with open(os.path.join(folder, "learning_curve.svg"), "w") as f:
         f.write(curve_svg(points))
     path = os.path.join(folder, "README.md")
-    with open(path) as f:
-        text = f.read()
     block = f"{BEGIN}\n## Quality against the targets, and the learning curve\n\n{card_section(points, shipped_label)}{END}\n"
-    if BEGIN in text:
-        text = text[:text.index(BEGIN)] + block + text[text.index(END) + len(END) + 1:]
-    elif "## Limits" in text:
-        text = text.replace("## Limits", block + "\n## Limits", 1)
-    else:
-        text += "\n" + block
-    with open(path, "w") as f:
-        f.write(text)
+    replace_block(path, BEGIN, END, block)
     print(f"wrote {path} and learning_curve.svg ({len(points)} points)")
 
 

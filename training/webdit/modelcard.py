@@ -147,3 +147,18 @@ _Generated {datetime.date.today().isoformat()} by training/webdit/modelcard.py._
     with open(os.path.join(out, "README.md"), "w") as f:
         f.write(text)
     return text
+
+
+def replace_block(path, begin, end, block, before=("## Limits",)):
+    """Write `block` (which starts with `begin` and ends with `end` + newline) into the card at path:
+    in place of the text between the markers when they are there, else before the first heading or
+    marker of `before` found, else at the end. The sections other tools write stay as they are."""
+    with open(path) as f:
+        text = f.read()
+    if begin in text:
+        text = text[:text.index(begin)] + block + text[text.index(end) + len(end) + 1:]
+    else:
+        anchor = next((m for m in before if m in text), None)
+        text = text.replace(anchor, block + "\n" + anchor, 1) if anchor else text + "\n" + block
+    with open(path, "w") as f:
+        f.write(text)
