@@ -87,6 +87,7 @@ class Preset:
     dit_cond_dropout: float = 0.1  # share of captions replaced by "" (classifier-free guidance)
     dit_emoji_frac: float = 0.0  # share of each batch drawn from the emoji; 0: uniform over all training images
     dit_t_logit_std: float = 1.0  # t = sigmoid(N(0, std)) (logit-normal); 0: t uniform in (0, 1)
+    dit_seed_offset: int = 0  # added to the DiT's batch seeds: a run that continues another draws new batches
     eval_emoji: int = 300
     eval_shapes: int = 120
 

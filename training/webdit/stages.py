@@ -136,7 +136,7 @@ FIT_STEPS = (5, 25)  # with a budget, the step time is measured between these st
 CKPT_SECONDS = 120  # with a budget, checkpoints go by time (a fast GPU makes 250 steps in seconds)
 
 
-def train_loop(run, name, model, steps, lr, batch_fn, loss_fn, device, ema=None, ckpt_every=200, budget=None):
+def train_loop(run, name, model, steps, lr, batch_fn, loss_fn, device, ema=None, ckpt_every=200, budget=None, seed=TRAIN_SEED):
     """AdamW, cosine LR with warm-up, gradient clipping, optional EMA; checkpoints run/<name>.pt.
     Under torchrun: DDP, one batch stream per rank, rank 0 saves (dist.py). budget: a Budget (stop
     cleanly in time, schedule fitted to it) or None (the preset's step count, no time limit)."""
@@ -159,7 +159,7 @@ def train_loop(run, name, model, steps, lr, batch_fn, loss_fn, device, ema=None,
         raise ValueError("virtual ranks are for one process, not under torchrun")
     ranks = [r] if W > 1 else list(range(dist.virtual_ranks))
     net = dist.wrap(_Loss(model, loss_fn), device) if W > 1 else (lambda b: loss_fn(model, b))
-    batches = _batches(batch_fn, [dist.rank_rng(TRAIN_SEED + step, k) for k in ranks], device)
+    batches = _batches(batch_fn, [dist.rank_rng(seed + step, k) for k in ranks], device)
     deadline = budget.deadline(name) if budget is not None else None
     fit = budget is not None and total == steps and step == 0  # fit once, on a fresh schedule
     t0, seen, losses, begin = time.time(), 0, [], step
@@ -424,7 +424,8 @@ def stage_dit(run, P: Preset, ds, lat, tc, device, budget=None):
         v = m(xt, b["ctx"], b["pooled"], b["t"] * T)
         return F.mse_loss(v.float(), b["eps"] - b["x0"])
 
-    train_loop(run, "dit", dit, P.dit_steps, P.lr_dit, batch, loss, device, ema=ema, ckpt_every=250, budget=budget)
+    train_loop(run, "dit", dit, P.dit_steps, P.lr_dit, batch, loss, device, ema=ema, ckpt_every=250, budget=budget,
+               seed=TRAIN_SEED + P.dit_seed_offset)
     st = torch.load(os.path.join(run, "dit.pt"), map_location=device)
     ema.load_state_dict(st["ema"])
     return ema.eval()
