@@ -7,13 +7,13 @@
  */
 import { expect, test, type Page, type TestInfo } from '@playwright/test';
 import path from 'node:path';
+import { setSlider, appState } from './ui';
 
 // The studio's Content-Security-Policy refuses inline scripts, and page.addScriptTag injects axe as
 // an inline <script>: this spec's contexts bypass the CSP (e2e/csp.spec.ts tests the CSP itself).
 test.use({ bypassCSP: true });
 
 const AXE = path.resolve('node_modules/axe-core/axe.min.js');
-const appState = (page: Page) => page.locator('[data-state]').first();
 
 interface AxeNode { target: unknown[]; html: string; failureSummary?: string }
 interface AxeViolation { id: string; impact: string | null; help: string; helpUrl: string; nodes: AxeNode[] }
@@ -43,15 +43,6 @@ async function audit(page: Page, info: TestInfo, state: string) {
 
 async function waitReady(page: Page) {
   await expect(appState(page)).toHaveAttribute('data-state', 'ready', { timeout: 300_000 });
-}
-
-/** Set a range slider the way a keyboard user does: focus, Home, then ArrowRight. */
-async function setSlider(page: Page, testId: string, value: number, min: number, step: number) {
-  const slider = page.getByTestId(testId);
-  await slider.focus();
-  await page.keyboard.press('Home');
-  for (let v = min; v < value - 1e-9; v += step) await page.keyboard.press('ArrowRight');
-  await expect(slider).toHaveValue(String(value));
 }
 
 test('axe: no serious or critical violation while the model loads, once ready, and during a run @wasm-only', async ({ page, context }, info) => {

@@ -9,6 +9,7 @@ import { expect, test, type Locator, type Page, type TestInfo } from '@playwrigh
 import fs from 'node:fs';
 import path from 'node:path';
 import { loadFixtures, psnr, readManifest, type FixtureRun, type FixtureTensor } from '../src/engine/testing/fixtures';
+import { setSlider, appState } from './ui';
 
 const fixtures = loadFixtures();
 const manifest = readManifest();
@@ -29,14 +30,6 @@ const animations: AnimationCase[] = JSON.parse(fs.readFileSync(path.resolve('src
 const seedCase = animations.find((c) => c.kind === 'seed' && c.frames === 3 && c.numInferenceSteps === 3)!;
 const promptCase = animations.find((c) => c.kind === 'prompt' && c.frames === 3 && c.numInferenceSteps === 3)!;
 
-async function setSlider(page: Page, testId: string, value: number, min: number, step: number) {
-  const slider = page.getByTestId(testId);
-  await slider.focus();
-  await page.keyboard.press('Home');
-  for (let v = min; v < value - 1e-9; v += step) await page.keyboard.press('ArrowRight');
-  await expect(slider).toHaveValue(String(value));
-}
-
 async function setParams(page: Page, run: Pick<FixtureRun, 'prompt' | 'negativePrompt' | 'numInferenceSteps' | 'guidanceScale' | 'seed'>) {
   await page.getByTestId('prompt').fill(run.prompt);
   await page.getByTestId('negative-prompt').fill(run.negativePrompt);
@@ -56,8 +49,6 @@ async function rgbOf(canvas: Locator): Promise<number[]> {
     return out;
   });
 }
-
-const appState = (page: Page) => page.locator('[data-state]').first();
 
 function backendOf(info: TestInfo): 'webgpu' | 'wasm' {
   return info.project.metadata.backend as 'webgpu' | 'wasm';

@@ -11,37 +11,17 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import { loadFixtures, readManifest, type FixtureRun } from '../src/engine/testing/fixtures';
 import { readTextChunks } from '../src/png';
+import { setSlider, setParams, appState } from './ui';
 
 const manifest = readManifest();
 const fixtures = loadFixtures();
 
 // ---- helpers (small copies of e2e/studio.spec.ts's) ----
 
-/** Set a range slider the way a keyboard user does: focus, Home, then ArrowRight. */
-async function setSlider(page: Page, testId: string, value: number, min: number, step: number) {
-  const slider = page.getByTestId(testId);
-  await slider.focus();
-  await page.keyboard.press('Home');
-  for (let v = min; v < value - 1e-9; v += step) await page.keyboard.press('ArrowRight');
-  await expect(slider).toHaveValue(String(value));
-}
-
-async function setParams(page: Page, run: FixtureRun) {
-  await page.getByTestId('prompt').fill(run.prompt);
-  await page.getByTestId('negative-prompt').fill(run.negativePrompt);
-  await setSlider(page, 'steps', run.numInferenceSteps, 1, 1);
-  await setSlider(page, 'guidance', run.guidanceScale, 1, 0.5);
-  const random = page.getByTestId('random-seed');
-  if (await random.isChecked()) await random.uncheck();
-  await page.getByTestId('seed').fill(String(run.seed));
-}
-
 /** Every RGBA byte of a canvas, alpha included: "pixel-identical" means all of them. */
 async function canvasRGBA(page: Page, testId: string): Promise<number[]> {
   return page.getByTestId(testId).evaluate((c: HTMLCanvasElement) => Array.from(c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data));
 }
-
-const appState = (page: Page) => page.locator('[data-state]').first();
 
 /** The project's backend and the fixture run it can afford (SwiftShader runs shaders on the CPU: 3 steps there). */
 function setup(info: TestInfo): { backend: 'webgpu' | 'wasm'; run: FixtureRun } {

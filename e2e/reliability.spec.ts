@@ -11,6 +11,7 @@
  */
 import { expect, test, type BrowserContext, type Page, type TestInfo, type Worker } from '@playwright/test';
 import { loadFixtures, psnr, readManifest } from '../src/engine/testing/fixtures';
+import { setSlider, canvasRGB, appState } from './ui';
 
 // a service worker would answer model requests before the routes that make the faults
 test.use({ serviceWorkers: 'block' });
@@ -23,27 +24,9 @@ const WORKER_SCRIPT = /\/assets\/worker-[^/]+\.js$/;
 
 type Backend = 'webgpu' | 'wasm';
 const backendOf = (info: TestInfo) => info.project.metadata.backend as Backend;
-const appState = (page: Page) => page.locator('[data-state]').first();
 
 /** The normal run's pixels per backend: PyTorch's image within 35 dB, then every retry must equal it exactly. */
 const reference: Partial<Record<Backend, number[]>> = {};
-
-async function canvasRGB(page: Page): Promise<number[]> {
-  return page.getByTestId('result-canvas').evaluate((c: HTMLCanvasElement) => {
-    const d = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
-    const out: number[] = [];
-    for (let i = 0; i < d.length; i += 4) out.push(d[i], d[i + 1], d[i + 2]);
-    return out;
-  });
-}
-
-async function setSlider(page: Page, testId: string, value: number, min: number, step: number) {
-  const slider = page.getByTestId(testId);
-  await slider.focus();
-  await page.keyboard.press('Home');
-  for (let v = min; v < value - 1e-9; v += step) await page.keyboard.press('ArrowRight');
-  await expect(slider).toHaveValue(String(value));
-}
 
 /** The fixture run's settings in the form (the prompt is typed first: it must survive every fault). */
 async function fillForm(page: Page) {

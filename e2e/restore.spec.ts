@@ -12,6 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { PNG } from 'pngjs';
 import { addTextChunk, readTextChunks } from '../src/png';
+import { setSlider, appState } from './ui';
 
 interface Golden {
   a1111: { name: string; text: string; a1111: Record<string, string> }[];
@@ -32,8 +33,6 @@ const A1111_BIG = golden.a1111.find((c) => c.name === 'out of range for the tiny
 // control characters: C0 (but \t and \n), DEL, C1
 const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/;
 
-const appState = (page: Page) => page.locator('[data-state]').first();
-
 async function openStudio(page: Page, info: TestInfo): Promise<string[]> {
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(e.message));
@@ -42,15 +41,6 @@ async function openStudio(page: Page, info: TestInfo): Promise<string[]> {
   await expect(appState(page)).toHaveAttribute('data-state', 'ready', { timeout: 300_000 });
   await expect(page.getByTestId('backend-badge')).toHaveAttribute('data-backend', backend);
   return errors;
-}
-
-/** A range slider set the way a keyboard user does: focus, Home, then ArrowRight. */
-async function setSlider(page: Page, testId: string, value: number, min: number, step: number) {
-  const slider = page.getByTestId(testId);
-  await slider.focus();
-  await page.keyboard.press('Home');
-  for (let v = min; v < value - 1e-9; v += step) await page.keyboard.press('ArrowRight');
-  await expect(slider).toHaveValue(String(value));
 }
 
 interface Form {
