@@ -73,6 +73,8 @@ def main(argv=None):
     ap.add_argument("--n-style", type=int, default=100)
     ap.add_argument("--n-natural", type=int, default=100)
     ap.add_argument("--n-shapes", type=int, default=60)
+    ap.add_argument("--decoder", default=None,
+                    help="finetune_decoder.py's decoder_final.pt in place of the checkpoint's VAE decoder")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--curve", default=CURVE)
     ap.add_argument("--card", default=None, metavar="FOLDER",
@@ -90,11 +92,13 @@ def main(argv=None):
         seen = a.samples_before + int(st["step"]) * a.batch
     if seen is None:
         raise SystemExit("--samples-seen is needed without --run")
+    if a.decoder:
+        models.vae.decoder.load_state_dict(torch.load(a.decoder, map_location="cpu")["vae_decoder"])
     d = read_json(os.path.join(a.folder, "manifest.json"))["defaults"]
     t0 = time.time()
     res = measure(models, d["num_inference_steps"], d["guidance_scale"], a.n_style, a.n_natural, a.n_shapes)
     entry = {"label": a.label, "samples_seen": seen, "measured": time.strftime("%Y-%m-%d"),
-             "seconds": round(time.time() - t0, 1), **res}
+             "seconds": round(time.time() - t0, 1), **({"decoder": a.decoder} if a.decoder else {}), **res}
     record(entry, a.curve)
     print(json.dumps(entry))
 
