@@ -39,7 +39,8 @@ def main(argv=None):
     models.transformer.load_state_dict(st["ema"])
     lat = torch.load(os.path.join(a.run, "latents.pt"), map_location="cpu")
     path = os.path.join(a.folder, "transformer", "model.onnx")
-    args = graph_inputs(models, torch.Generator().manual_seed(0))["transformer"]
+    inputs = graph_inputs(models, torch.Generator().manual_seed(0))  # the export's example inputs, every graph
+    args = inputs["transformer"]
     names_in, names_out = GRAPH_NAMES["transformer"]
     with torch.no_grad():
         diff = export_graph(models.transformer.eval(), args, path, names_in, names_out)
@@ -49,9 +50,8 @@ def main(argv=None):
     if a.decoder:
         models.vae.decoder.load_state_dict(torch.load(a.decoder, map_location="cpu")["vae_decoder"])
         dpath = os.path.join(a.folder, "vae_decoder", "model.onnx")
-        args = graph_inputs(models, torch.Generator().manual_seed(0))["vae_decoder"]
         with torch.no_grad():
-            ddiff = export_graph(models.vae.decoder.eval(), args, dpath, *GRAPH_NAMES["vae_decoder"])
+            ddiff = export_graph(models.vae.decoder.eval(), inputs["vae_decoder"], dpath, *GRAPH_NAMES["vae_decoder"])
         dbefore, dafter, _ = compress_file(dpath, dpath, VARIANTS[a.variant]["vae_decoder"])
         shipped["vae_decoder"] = {"path": dpath, "onnx_vs_torch_max_abs": ddiff, "bytes_fp32": dbefore,
                                   "bytes_stored": dafter}

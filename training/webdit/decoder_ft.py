@@ -36,6 +36,7 @@ from . import data as D
 from .config import TRAIN_SEED
 from .quality import laplacian_variance
 from .models import GroupNorm
+from .pipeline import to_uint8
 from .stages import autocast, log
 
 LOSSES = ("rec", "grad", "gan", "lap")
@@ -112,9 +113,7 @@ def report(decoder, imgs, val, emoji, latents, n=EVAL_N, seed=0):
     for kind, mask in (("emoji", emoji), ("shapes", ~emoji)):
         idx = np.where(val & mask)[0]
         idx = np.sort(rng.choice(idx, min(n, len(idx)), replace=False))
-        recs = np.concatenate([
-            ((decoder(latents[idx[i:i + 100]]).float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
-            for i in range(0, len(idx), 100)])
+        recs = np.concatenate([to_uint8(decoder(latents[idx[i:i + 100]]).float()) for i in range(0, len(idx), 100)])
         ref = imgs[idx]
         mse = ((recs.astype(np.float64) - ref) ** 2).reshape(len(idx), -1).mean(1)
         out[kind] = {"n": int(len(idx)), "psnr_db": float(np.mean(10 * np.log10(255.0 ** 2 / np.maximum(mse, 1e-10)))),
