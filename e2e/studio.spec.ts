@@ -96,12 +96,23 @@ test('a new user generates, downloads, cancels and generates again', async ({ pa
   await page.getByTestId('generate').click();
   const progress = page.getByTestId('progress');
   await expect(progress).toContainText(/Step [1-9]\d*\/50/, { timeout: 120_000 });
-  const atCancel = Number((await progress.textContent())!.match(/Step (\d+)\/50/)![1]);
-  expect(atCancel).toBeLessThan(40); // still well inside the run when Esc goes out
+  // The step shown when the page receives Esc is read in the page itself (a capture listener runs before
+  // the studio's own): reading it from here first would let a fast machine finish steps in between.
+  await page.evaluate(() => {
+    window.addEventListener('keydown', (e) => {
+      if (e.key === 'Escape') (window as unknown as { atEsc: string }).atEsc = document.querySelector('[data-testid="progress"]')?.textContent ?? '';
+    }, { capture: true, once: true });
+  });
   await page.keyboard.press('Escape');
+  const atCancel = Number((await page.evaluate(() => (window as unknown as { atEsc: string }).atEsc)).match(/Step (\d+)\/50/)![1]);
+  expect(atCancel).toBeLessThan(40); // still well inside the run when Esc went out
   await expect(page.getByTestId('status')).toContainText(/Cancelled at step \d+\/50/, { timeout: 120_000 });
   const stoppedAt = Number((await page.getByTestId('status').textContent())!.match(/Cancelled at step (\d+)\/50/)![1]);
-  expect(stoppedAt).toBeLessThanOrEqual(atCancel + 1);
+  console.log(`[${backend}] Esc at step ${atCancel}/50 on screen, cancelled at step ${stoppedAt}/50`);
+  // The worker finishes the step it is computing when the cancel arrives; the report of the step before
+  // that one may still be on its way to the page when Esc is read, hence at most two steps more.
+  expect(stoppedAt).toBeGreaterThanOrEqual(atCancel);
+  expect(stoppedAt).toBeLessThanOrEqual(atCancel + 2);
   await expect(appState(page)).toHaveAttribute('data-state', 'ready');
   await expect(page.getByTestId('error-banner')).toHaveCount(0);
   // the cancelled run's preview is gone: the canvas shows the last finished image again
