@@ -21,7 +21,7 @@ import torch
 from webdit.export import read_json
 from webdit.from_onnx import pipeline_models_from_checkpoint
 from webdit.modelcard import replace_block
-from webdit.quality import card_section, curve_svg, measure
+from webdit.quality import card_section, curve_svg, measure, samples_grid
 
 TRAINING = os.path.dirname(os.path.abspath(__file__))
 CURVE = os.path.join(TRAINING, "learning_curve.json")
@@ -65,7 +65,7 @@ def main(argv=None):
     ap.add_argument("--checkpoint", required=True, help="from_onnx.py's checkpoint of the folder")
     ap.add_argument("--folder", required=True, help="the model folder (tokenizer, scheduler, manifest defaults)")
     ap.add_argument("--run", default=None, help="a run folder whose dit.pt (EMA) and latents.pt replace the checkpoint's")
-    ap.add_argument("--label", required=True)
+    ap.add_argument("--label", default=None, help="the curve point's name (needed unless --grid)")
     ap.add_argument("--samples-seen", type=int, default=None, help="DiT training samples behind these weights")
     ap.add_argument("--samples-before", type=int, default=0,
                     help="with --run: samples seen before the run's warm start (added to its step x batch)")
@@ -75,12 +75,17 @@ def main(argv=None):
     ap.add_argument("--n-shapes", type=int, default=60)
     ap.add_argument("--decoder", default=None,
                     help="finetune_decoder.py's decoder_final.pt in place of the checkpoint's VAE decoder")
+    ap.add_argument("--grid", default=None, metavar="PNG",
+                    help="only draw the model card's samples picture (webdit/quality.py samples_grid) to PNG; "
+                         "measures and records nothing")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--curve", default=CURVE)
     ap.add_argument("--card", default=None, metavar="FOLDER",
                     help="only rewrite FOLDER/README.md's quality section and FOLDER/learning_curve.svg from the curve "
                          "(--label names the shipped point); measures nothing")
     a = ap.parse_args(argv)
+    if a.label is None and not a.grid:
+        ap.error("--label is needed (or --grid)")
     if a.card:
         return write_card(a.card, read_json(a.curve)["points"], a.label)
     torch.set_num_threads(a.threads)
@@ -90,11 +95,15 @@ def main(argv=None):
     if a.run:
         models, st = run_models(models, a.run)
         seen = a.samples_before + int(st["step"]) * a.batch
-    if seen is None:
-        raise SystemExit("--samples-seen is needed without --run")
     if a.decoder:
         models.vae.decoder.load_state_dict(torch.load(a.decoder, map_location="cpu")["vae_decoder"])
     d = read_json(os.path.join(a.folder, "manifest.json"))["defaults"]
+    if a.grid:
+        cells = samples_grid(models, d["num_inference_steps"], d["guidance_scale"], a.grid)
+        hits = [h for _, _, h in cells if h is not None]
+        return print(f"wrote {a.grid}: {len(cells)} cells, {sum(hits)} of {len(hits)} emoji prompts framed (top-5 hits)")
+    if seen is None:
+        raise SystemExit("--samples-seen is needed without --run")
     t0 = time.time()
     res = measure(models, d["num_inference_steps"], d["guidance_scale"], a.n_style, a.n_natural, a.n_shapes)
     entry = {"label": a.label, "samples_seen": seen, "measured": time.strftime("%Y-%m-%d"),

@@ -79,6 +79,11 @@ def test_lap_loss_uses_qualitys_laplacian_variance_and_is_zero_for_the_image_its
     want = np.mean((np.log(laplacian_variance(((blur + 1) * 127.5).permute(0, 2, 3, 1).numpy()) + 1)
                     - np.log(laplacian_variance(u8) + 1)) ** 2)
     assert abs(F.lap_loss(blur, x).item() - want) < 1e-4 * want
+    # lapm: the batch's ratio of means, as quality.py's sharpness is taken over a set of images
+    assert F.lap_mean_loss(x, x).item() == 0.0
+    want = np.log(laplacian_variance(((blur + 1) * 127.5).permute(0, 2, 3, 1).numpy()).mean()
+                  / laplacian_variance(u8).mean()) ** 2
+    assert abs(F.lap_mean_loss(blur, x).item() - want) < 1e-4 * want
 
 
 def test_the_card_table_lists_every_variant_and_marks_the_shipped_one(tmp_path):

@@ -1,5 +1,7 @@
 """The quality table's measures (webdit/quality.py) on inputs whose answers are known by
 construction, the caption templates, and the model card section that training/quality.py rewrites."""
+import os
+
 import numpy as np
 
 import quality as Q
@@ -55,3 +57,44 @@ def test_card_is_rewritten_in_place(tmp_path):
     assert "| emoji top-5 per style (noto / twemoji / fluent) | 0.10 / 0.10 / 0.10 | 0.60 / 0.60 / 0.60 (met) | >= 0.50 each |" in text
     svg = (tmp_path / "learning_curve.svg").read_text()
     assert svg.startswith("<svg") and svg.count("<polyline") == 5
+
+
+def test_samples_grid_shows_measures_prompts_with_their_seeds_and_frames_the_top5_hits(toy, models, tmp_path):
+    from PIL import Image
+
+    from webdit.config import EVAL_SEED
+    from webdit.pipeline import generate
+    from webdit.quality import STYLES, samples_grid, style_prompts
+
+    base, _ = toy
+    cache = os.path.join(base, "data")
+    path = str(tmp_path / "samples.png")
+    cells = samples_grid(models, 4, 3.0, path, cols=4, cache=cache)
+    assert len(cells) == 4 * (2 + 2 * len(STYLES) + 2)
+    png = np.asarray(Image.open(path).convert("RGB"))
+    assert png.shape == (10 * (128 + 30), 4 * 128, 3)
+    imgs, _, meta = D.load_emoji(cache)
+    for s in range(len(STYLES)):
+        _, pick, prompts = style_prompts(meta, s, 100)
+        row = 8 + 8 * s  # after two rows of shapes; each style: 4 generated, then their 4 references
+        for k in range(4):
+            cap, img, hit = cells[row + k]
+            assert cap == prompts[k] and hit in (True, False)
+            # the studio's image for that prompt, with the seed quality.measure gives it
+            single = generate(models, prompts[k], "", EVAL_SEED + 10000 * s + k, 4, 3.0)[1]
+            assert np.abs(single.astype(int) - img).max() <= 1
+            assert cells[row + 4 + k][0] == "reference" and np.array_equal(cells[row + 4 + k][1], imgs[pick[k]])
+    for k, (_, _, hit) in enumerate(cells):  # a green frame exactly on the hits
+        y, x = (k // 4) * 158 + 2, (k % 4) * 128 + 64
+        assert (tuple(png[y, x]) == (40, 200, 80)) == bool(hit)
+
+
+def test_grid_png_frames_only_the_cells_asked_for(tmp_path):
+    from PIL import Image
+
+    from webdit.evaluate import grid_png
+    grey = np.full((64, 64, 3), 128, np.uint8)
+    grid_png([("framed", grey), ("plain", grey)], str(tmp_path / "g.png"), cols=2, frames=[True, False])
+    png = np.asarray(Image.open(tmp_path / "g.png").convert("RGB"))
+    assert tuple(png[2, 64]) == (40, 200, 80) and tuple(png[64, 2]) == (40, 200, 80)  # top and left edge
+    assert tuple(png[2, 128 + 64]) == (128, 128, 128) and tuple(png[64, 64]) == (128, 128, 128)

@@ -11,6 +11,9 @@ Losses (LOSSES):
   lap   rec + LAP_WEIGHT x the squared log-ratio of each reconstruction's Laplacian variance (grey,
         4-neighbour, quality.py's measure) to its image's: it asks for the image's amount of fine
         detail, not its exact pixels, and the rec term decides where the detail goes
+  lapm  rec + LAP_WEIGHT x the squared log of the batch's ratio of mean Laplacian variances (the form
+        quality.py's sharpness takes over a set of images): the batch as a whole, not each image,
+        matches the data's amount of detail
   gan   grad + a hinge adversarial loss from a small patch discriminator, weighted as taming-transformers'
         VQGAN does (the ratio of the two losses' gradient norms at the decoder's last layer) times ADV;
         the discriminator alone trains for the first DISC_WARMUP of the steps
@@ -39,7 +42,7 @@ from .models import GroupNorm
 from .pipeline import to_uint8
 from .stages import autocast, log
 
-LOSSES = ("rec", "grad", "gan", "lap")
+LOSSES = ("rec", "grad", "gan", "lap", "lapm")
 GRAD_WEIGHT = 1.0
 LAP_WEIGHT = 0.05
 ADV = 0.1
@@ -70,6 +73,11 @@ def lap_var(x):
 
 def lap_loss(rec, x, eps=1.0):
     return ((torch.log(lap_var(rec) + eps) - torch.log(lap_var(x) + eps)) ** 2).mean()
+
+
+def lap_mean_loss(rec, x):
+    """Squared log of mean Laplacian variance of rec over that of x (over the batch)."""
+    return (torch.log(lap_var(rec).mean()) - torch.log(lap_var(x).mean())) ** 2
 
 
 class PatchDisc(nn.Module):
@@ -173,6 +181,8 @@ def finetune_decoder(run, name, decoder, loss="grad", minutes=10.0, steps=None, 
         l = l_rec + (grad_weight * grad_loss(rec, x) if loss in ("grad", "gan") else 0.0)
         if loss == "lap":
             l = l + lap_weight * lap_loss(rec, x)
+        elif loss == "lapm":
+            l = l + lap_weight * lap_mean_loss(rec, x)
         warm = disc is not None and step < DISC_WARMUP * (total or 1)
         if disc is not None and not warm:
             with autocast("cpu"):
@@ -208,7 +218,7 @@ def finetune_decoder(run, name, decoder, loss="grad", minutes=10.0, steps=None, 
     log(run, f"{name}: after {after}")
     return {"loss": loss, "steps": step, "batch": batch, "lr": lr, "adv": adv if disc else None,
             "grad_weight": grad_weight if loss in ("grad", "gan") else None,
-            "disc_lr": disc_lr if disc else None, "lap_weight": lap_weight if loss == "lap" else None, "seconds": round(time.time() - t0, 1),
+            "disc_lr": disc_lr if disc else None, "lap_weight": lap_weight if loss in ("lap", "lapm") else None, "seconds": round(time.time() - t0, 1),
             "before": before, "after": after}
 
 

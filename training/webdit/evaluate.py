@@ -156,7 +156,9 @@ def emoji_eval(models, clip, n, steps, guidance, ds, ds_embeds, seed=3):
             "_samples": list(zip(prompts[:32], imgs[:32]))}
 
 
-def grid_png(samples, path, cols=8):
+def grid_png(samples, path, cols=8, frames=None):
+    """samples: [(caption, uint8 64x64 image)], drawn 128 px wide; frames (optional, per sample):
+    True draws a green frame inside the cell."""
     cell, text_h = 128, 30
     rows = (len(samples) + cols - 1) // cols
     canvas = Image.new("RGB", (cols * cell, rows * (cell + text_h)), (24, 24, 28))
@@ -164,6 +166,8 @@ def grid_png(samples, path, cols=8):
     for k, (prompt, img) in enumerate(samples):
         x, y = (k % cols) * cell, (k // cols) * (cell + text_h)
         canvas.paste(Image.fromarray(img).resize((cell, cell), Image.NEAREST), (x, y))
+        if frames is not None and frames[k]:
+            d.rectangle((x + 1, y + 1, x + cell - 2, y + cell - 2), outline=(40, 200, 80), width=3)
         words, lines, cur = prompt.split(), [], ""
         for w in words:
             if len(cur) + len(w) + 1 > 24:

@@ -31,10 +31,15 @@ def small16(a):
     return a.reshape(len(a), 16, 4, 16, 4, 3).mean((2, 4)).reshape(len(a), -1).astype(np.float32)
 
 
+def top5_hit_list(gen, refs, ref_keys, targets):
+    """Per generated image: whether its target key is among the keys of its 5 nearest references."""
+    nn = torch.cdist(torch.from_numpy(small16(gen)), torch.from_numpy(small16(refs))).topk(5, dim=1, largest=False).indices.numpy()
+    return [t in set(ref_keys[row]) for t, row in zip(targets, nn)]
+
+
 def top5_hits(gen, refs, ref_keys, targets):
     """Fraction of generated images whose target key is among the keys of their 5 nearest references."""
-    nn = torch.cdist(torch.from_numpy(small16(gen)), torch.from_numpy(small16(refs))).topk(5, dim=1, largest=False).indices.numpy()
-    return float(np.mean([t in set(ref_keys[row]) for t, row in zip(targets, nn)]))
+    return float(np.mean(top5_hit_list(gen, refs, ref_keys, targets)))
 
 
 def laplacian_variance(imgs):
@@ -44,13 +49,24 @@ def laplacian_variance(imgs):
     return lap.reshape(len(g), -1).var(1)
 
 
+def style_prompts(meta, s, n, seed=11):
+    """STYLES[s]'s references (indices into meta), the n picked and their prompts "<name>, <style> style"."""
+    idx = [i for i, m in enumerate(meta) if m["style"] == STYLES[s]]
+    pick = random.Random(seed + s).sample(idx, min(n, len(idx)))
+    return idx, pick, [f"{meta[i]['label']}, {STYLES[s]} style" for i in pick]
+
+
+def natural_picks(meta, n, seed=12):
+    """n emoji (hex) without skin-tone or gender variants, and hex -> label."""
+    bases = sorted({m["hex"] for m in meta if m["hex"] == m["base"]})
+    return random.Random(seed).sample(bases, min(n, len(bases))), {m["hex"]: m["label"] for m in meta}
+
+
 def emoji_per_style(models, imgs, meta, n, steps, guidance, seed=11):
     """Returns ({style: top5}, generated images, the reference index of each)."""
     out, gens, refs_of = {}, [], []
     for s, style in enumerate(STYLES):
-        idx = [i for i, m in enumerate(meta) if m["style"] == style]
-        pick = random.Random(seed + s).sample(idx, min(n, len(idx)))
-        prompts = [f"{meta[i]['label']}, {style} style" for i in pick]
+        idx, pick, prompts = style_prompts(meta, s, n, seed)
         gen = generate_many(models, prompts, steps, guidance, seed0=EVAL_SEED + 10000 * s)
         keys = np.array([meta[i]["hex"] for i in idx])
         out[style] = {"n": len(pick), "top5": top5_hits(gen, imgs[idx], keys, [meta[i]["hex"] for i in pick])}
@@ -67,9 +83,7 @@ NATURAL_TEMPLATES = {  # name -> (template, trained on?)
 
 def emoji_natural(models, imgs, meta, n, steps, guidance, seed=12):
     """{template: top5} over n emoji (no skin-tone or gender variants), references of every style."""
-    bases = sorted({m["hex"] for m in meta if m["hex"] == m["base"]})
-    pick = random.Random(seed).sample(bases, min(n, len(bases)))
-    label = {m["hex"]: m["label"] for m in meta}
+    pick, label = natural_picks(meta, n, seed)
     keys = np.array([m["hex"] for m in meta])
     res = {}
     for k, (name, (template, trained)) in enumerate(NATURAL_TEMPLATES.items()):
@@ -93,6 +107,40 @@ def measure(models, steps, guidance, n_style=100, n_natural=100, n_shapes=60, ca
     return {"settings": {"num_inference_steps": steps, "guidance_scale": guidance, "shift": models.scheduler.shift},
             "emoji_per_style_top5": per_style, "emoji_natural_top5": natural,
             "sharpness_laplacian_ratio": {"n": len(gen), "ratio": sharp}, "shapes": shapes}
+
+
+@torch.no_grad()
+def samples_grid(models, steps, guidance, path, cols=8, cache=None):
+    """The model card's picture: the first `cols` prompts of each of measure()'s sets, with the seeds
+    measure() gives them, so the grid shows what the table counts. Rows: held-in shape scenes,
+    held-out colour x shape pairs; per style, its emoji prompts above their references (a green frame:
+    the prompted emoji is among the 5 nearest references, what emoji top-5 counts); natural prompts
+    (the trained "a red apple" template) above the noto reference. Returns the cells
+    [(caption, uint8 image, hit or None)] in reading order."""
+    from .evaluate import grid_png, shape_prompts
+    imgs, _, meta = D.load_emoji(cache or D.default_cache())
+    cells = []
+    for held in (False, True):  # shapes_eval's prompts and seeds
+        ps = shape_prompts(cols, held, seed=1 if held else 2)
+        gen = generate_many(models, [p[0] for p in ps], steps, guidance)
+        cells += [(p[0], g, None) for p, g in zip(ps, gen)]
+    for s in range(len(STYLES)):
+        idx, pick, prompts = style_prompts(meta, s, 100)
+        pick, prompts = pick[:cols], prompts[:cols]
+        gen = generate_many(models, prompts, steps, guidance, seed0=EVAL_SEED + 10000 * s)
+        hits = top5_hit_list(gen, imgs[idx], np.array([meta[i]["hex"] for i in idx]), [meta[i]["hex"] for i in pick])
+        cells += [(p, g, h) for p, g, h in zip(prompts, gen, hits)]
+        cells += [("reference", imgs[i], None) for i in pick]
+    pick, label = natural_picks(meta, 100)
+    pick = pick[:cols]
+    prompts = [NATURAL_TEMPLATES["article"][0](D.natural_name(label[h])) for h in pick]
+    gen = generate_many(models, prompts, steps, guidance, seed0=EVAL_SEED + 50000)
+    hits = top5_hit_list(gen, imgs, np.array([m["hex"] for m in meta]), pick)
+    cells += [(p, g, h) for p, g, h in zip(prompts, gen, hits)]
+    noto = {m["hex"]: i for i, m in enumerate(meta) if m["style"] == "noto"}
+    cells += [("reference (noto)", imgs[noto[h]] if h in noto else np.zeros_like(imgs[0]), None) for h in pick]
+    grid_png([(c, im) for c, im, _ in cells], path, cols=cols, frames=[h for _, _, h in cells])
+    return cells
 
 
 # ---- the model card's section: the table against the issue's targets, and the curve -------------
