@@ -94,7 +94,8 @@ def test_grid_png_frames_only_the_cells_asked_for(tmp_path):
 
     from webdit.evaluate import grid_png
     grey = np.full((64, 64, 3), 128, np.uint8)
-    grid_png([("framed", grey), ("plain", grey)], str(tmp_path / "g.png"), cols=2, frames=[True, False])
+    # captions outside latin-1 (CLDR names have curly quotes and more) are drawn, not refused
+    grid_png([("framed \u201cquoted\u201d", grey), ("plain \u2603", grey)], str(tmp_path / "g.png"), cols=2, frames=[True, False])
     png = np.asarray(Image.open(tmp_path / "g.png").convert("RGB"))
     assert tuple(png[2, 64]) == (40, 200, 80) and tuple(png[64, 2]) == (40, 200, 80)  # top and left edge
     assert tuple(png[2, 128 + 64]) == (128, 128, 128) and tuple(png[64, 64]) == (128, 128, 128)

@@ -156,6 +156,9 @@ def emoji_eval(models, clip, n, steps, guidance, ds, ds_embeds, seed=3):
             "_samples": list(zip(prompts[:32], imgs[:32]))}
 
 
+QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"'})
+
+
 def grid_png(samples, path, cols=8, frames=None):
     """samples: [(caption, uint8 64x64 image)], drawn 128 px wide; frames (optional, per sample):
     True draws a green frame inside the cell."""
@@ -170,12 +173,13 @@ def grid_png(samples, path, cols=8, frames=None):
             d.rectangle((x + 1, y + 1, x + cell - 2, y + cell - 2), outline=(40, 200, 80), width=3)
         words, lines, cur = prompt.split(), [], ""
         for w in words:
-            if len(cur) + len(w) + 1 > 24:
+            if len(cur) + len(w) + 1 > 20:
                 lines.append(cur); cur = w
             else:
                 cur = (cur + " " + w).strip()
         lines.append(cur)
-        for j, line in enumerate(lines[:2]):
+        for j, line in enumerate(lines[:2]):  # PIL's default font is latin-1 only
+            line = line.translate(QUOTES).encode("latin-1", "replace").decode("latin-1")[:21]
             d.text((x + 3, y + cell + 2 + 13 * j), line, fill=(220, 220, 220))
     canvas.save(path)
 

@@ -157,7 +157,7 @@ TARGETS = [  # (row, value of a point, target text, met?)
      lambda p: f"{p['shapes']['held_in']['colour']:.2f} / {p['shapes']['held_out']['colour']:.2f}", ">= 0.95",
      lambda p: min(p["shapes"]["held_in"]["colour"], p["shapes"]["held_out"]["colour"]) >= 0.95),
     ("sharpness (Laplacian variance vs references)",
-     lambda p: f"{p['sharpness_laplacian_ratio']['ratio']:.2f}", ">= 0.90", lambda p: p["sharpness_laplacian_ratio"]["ratio"] >= 0.9),
+     lambda p: f"{p['sharpness_laplacian_ratio']['ratio']:.3f}", ">= 0.90", lambda p: p["sharpness_laplacian_ratio"]["ratio"] >= 0.9),
 ]
 SERIES = [  # (legend, value, colour) for the chart
     ("emoji top-5 per style (mean)", lambda p: float(np.mean([p["emoji_per_style_top5"][s]["top5"] for s in STYLES])), "#d62728"),
